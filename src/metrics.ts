@@ -1,0 +1,60 @@
+/**
+ * Per-instance Prometheus registry (never prom-client's global one, so several gateways can live
+ * in one process). Labels are bounded: no socket, IP or ticket ever becomes a label value.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function createMetrics(instanceId: string) {
+  const registry = new Registry();
+  registry.setDefaultLabels({ instance_id: instanceId });
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    connections: new Gauge({ name: "gateway_connections", help: "Open Socket.IO connections on this instance", registers }),
+    connectionsOpened: new Counter({ name: "gateway_connections_opened_total", help: "Accepted connections", registers }),
+    connectionsRejected: new Counter({
+      name: "gateway_connections_rejected_total",
+      help: "Rejected handshakes by reason (the error code)",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    subscriptions: new Gauge({ name: "gateway_subscriptions", help: "Ticket subscriptions held by sockets on this instance", registers }),
+    clientEvents: new Counter({
+      name: "gateway_client_events_total",
+      help: "Client events by event name and result (ok or an error code)",
+      labelNames: ["event", "result"] as const,
+      registers,
+    }),
+    updatesEmitted: new Counter({
+      name: "gateway_ticket_updates_emitted_total",
+      help: "ticket:update events emitted into rooms by the listener",
+      registers,
+    }),
+    updateLatency: new Histogram({
+      name: "gateway_ticket_update_latency_seconds",
+      help: "Time from the event's commit to its emit by this instance",
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    listenerLeader: new Gauge({ name: "gateway_listener_leader", help: "1 while this instance is the elected listener", registers }),
+    listenerConnected: new Gauge({
+      name: "gateway_listener_connected",
+      help: "1 while the listener's PostgreSQL session is connected",
+      registers,
+    }),
+    redisConnected: new Gauge({ name: "gateway_redis_connected", help: "1 while every Redis client is ready (1 in single-node mode)", registers }),
+    recoveredEvents: new Counter({
+      name: "gateway_recovered_events_total",
+      help: "Events replayed to resubscribing clients (missed)",
+      registers,
+    }),
+    malformedNotifications: new Counter({
+      name: "gateway_listener_malformed_notifications_total",
+      help: "Raw NOTIFY payloads that could not be parsed",
+      registers,
+    }),
+  };
+}

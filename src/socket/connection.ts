@@ -1,0 +1,49 @@
+/** Wires one accepted socket: its event handlers, its expiry, and its cleanup. */
+import { coerceError, errorAck, ErrorCode } from "../errors.js";
+import type { GatewaySocket, SocketContext } from "./context.js";
+import { guard } from "./event-guard.js";
+import { refreshSchema, subscribeSchema, typingSchema, unsubscribeSchema } from "./schemas.js";
+import { armExpiry, disarmExpiry, refresh } from "./session.js";
+import { releaseSubscriptions, subscribe, unsubscribe } from "./subscriptions.js";
+import { relayTyping, stopTyping } from "./typing.js";
+import { userRoom } from "../protocol.js";
+
+const KNOWN_EVENTS = new Set(["ticket:subscribe", "ticket:unsubscribe", "ticket:typing", "auth:refresh"]);
+
+export function onConnection(ctx: SocketContext, socket: GatewaySocket): void {
+  const log = ctx.logger.child({ socketId: socket.id, userId: socket.data.claims.sub });
+  ctx.metrics.connections.inc();
+  ctx.metrics.connectionsOpened.inc();
+  // the HTTP request (headers, buffers) is not needed after the handshake: let it be collected
+  (socket.conn as unknown as { request: unknown }).request = null;
+  void socket.join(userRoom(socket.data.claims.sub));
+  armExpiry(socket);
+
+  socket.on("ticket:subscribe", guard(ctx, socket, "ticket:subscribe", subscribeSchema, (req) => subscribe(ctx, socket, req.ticketId, req.sinceSeq)));
+  socket.on("ticket:unsubscribe", guard(ctx, socket, "ticket:unsubscribe", unsubscribeSchema, (req) => {
+    stopTyping(socket, req.ticketId);
+    return unsubscribe(ctx, socket, req.ticketId);
+  }));
+  socket.on("ticket:typing", guard(ctx, socket, "ticket:typing", typingSchema, (req) => relayTyping(ctx, socket, req.ticketId, req.typing)));
+  socket.on("auth:refresh", guard(ctx, socket, "auth:refresh", refreshSchema, (req) => refresh(ctx, socket, req.token)));
+  socket.onAny((event: unknown, ...args: unknown[]) => {
+    if (typeof event === "string" && KNOWN_EVENTS.has(event)) return;
+    const name = typeof event === "string" ? event.slice(0, 64) : "(non-string)";
+    ctx.metrics.clientEvents.inc({ event: "unknown", result: ErrorCode.INVALID_PAYLOAD });
+    const response = errorAck(ErrorCode.INVALID_PAYLOAD, `unknown event ${name}`);
+    const ack = args[args.length - 1];
+    if (typeof ack === "function") ack(response);
+    else socket.emit("gateway:error", { event: name, error: response.error });
+  });
+
+  socket.on("disconnect", (reason) => {
+    ctx.metrics.connections.dec();
+    disarmExpiry(socket);
+    stopTyping(socket);
+    ctx.eventLimiter.forget(socket.id);
+    log.debug({ reason }, "disconnected");
+    releaseSubscriptions(ctx, socket).catch((error: unknown) =>
+      log.warn({ err: coerceError(error).message }, "presence cleanup failed"),
+    );
+  });
+}

@@ -1,0 +1,26 @@
+import type { Server, Socket } from "socket.io";
+import type { TokenVerifier } from "../auth/jwt.js";
+import type { GatewayConfig } from "../config.js";
+import type { EventStore } from "../events/types.js";
+import type { ConnectionLimiter, EventLimiter } from "../limits/types.js";
+import type { Logger } from "../logger.js";
+import type { Metrics } from "../metrics.js";
+import type { PresenceStore } from "../presence/types.js";
+import type { ClientToServerEvents, InterServerEvents, ServerToClientEvents, SocketData } from "../protocol.js";
+
+export type GatewayServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+export type GatewaySocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+
+/** What socket handlers may use; built once per gateway in `start()`. */
+export interface SocketContext {
+  config: GatewayConfig;
+  io: GatewayServer;
+  logger: Logger;
+  metrics: Metrics;
+  verifier: TokenVerifier;
+  events: EventStore;
+  presence: PresenceStore;
+  connectionLimiter: ConnectionLimiter;
+  eventLimiter: EventLimiter;
+  isDraining(): boolean;
+}

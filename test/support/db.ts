@@ -1,0 +1,101 @@
+/**
+ * Every test gets its own database, cloned from a template migrated once per schema version
+ * (graphile-worker style), so tests never see each other's tickets or listener.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import pg from "pg";
+import { migrate } from "../../src/db/migrate.js";
+import { channelFunction, migrations } from "../../src/db/sql.js";
+import { silentLogger } from "../../src/logger.js";
+import { onCleanup } from "./cleanup.js";
+import { TEST_DATABASE_URL } from "./env.js";
+
+const created = new Set<string>();
+let template: Promise<string> | undefined;
+
+export function urlFor(database: string, base = TEST_DATABASE_URL): string {
+  const url = new URL(base);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+function templateName(): string {
+  const hash = createHash("sha1")
+    .update(JSON.stringify(migrations) + channelFunction("ticket_updates"))
+    .digest("hex")
+    .slice(0, 10);
+  return `rg_template_${hash}`;
+}
+
+async function ensureTemplate(): Promise<string> {
+  const name = templateName();
+  await admin(async (client) => {
+    // several test processes may start at once: one builds the template, the others wait
+    await client.query("SELECT pg_advisory_lock(77123001)");
+    try {
+      const { rowCount } = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
+      if (rowCount) return;
+      const building = `${name}_build_${randomBytes(3).toString("hex")}`;
+      await client.query(`CREATE DATABASE ${building}`);
+      await migrate(urlFor(building), "ticket_updates", silentLogger);
+      await client.query(`ALTER DATABASE ${building} RENAME TO ${name}`);
+    } finally {
+      await client.query("SELECT pg_advisory_unlock(77123001)");
+    }
+  });
+  return name;
+}
+
+/** A fresh, migrated database for this test; dropped after the test. */
+export async function createTestDatabase(options: { migrated?: boolean } = {}): Promise<string> {
+  const name = `rg_t_${process.pid}_${randomBytes(4).toString("hex")}`;
+  if (options.migrated === false) {
+    await admin((client) => client.query(`CREATE DATABASE ${name}`));
+  } else {
+    template ??= ensureTemplate();
+    const source = await template;
+    await admin(async (client) => {
+      await client.query("SELECT pg_advisory_lock(77123002)");
+      try {
+        await client.query(`CREATE DATABASE ${name} TEMPLATE ${source}`);
+      } finally {
+        await client.query("SELECT pg_advisory_unlock(77123002)");
+      }
+    });
+  }
+  created.add(name);
+  onCleanup(`database ${name}`, () => dropDatabase(name));
+  return urlFor(name);
+}
+
+async function dropDatabase(name: string): Promise<void> {
+  await admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  created.delete(name);
+}
+
+export async function dropTestDatabases(): Promise<void> {
+  for (const name of [...created]) await dropDatabase(name).catch(() => undefined);
+}
+
+/** Run SQL against a test database with a short-lived client. */
+export async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(url: string, text: string, values: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    return (await client.query<T>(text, values)).rows;
+  } finally {
+    await client.end();
+  }
+}
