@@ -55,7 +55,7 @@ async function token(args: string[]): Promise<void> {
 }
 
 async function runMigrate(): Promise<void> {
-  const config = configFromEnv();
+  const config = configFromEnv(process.env, { requireJwt: false });
   if (!config.databaseUrl) fail("migrate: DATABASE_URL is required (embedded mode migrates by itself at start)");
   const logger = createLogger(config.logLevel);
   const result = await migrate(config.databaseUrl, config.pgChannel, logger);

@@ -4,7 +4,7 @@
  * `loadConfig(env)` turns environment variables (see SPEC.md) into a `GatewayConfig` or throws a
  * `ConfigError` naming the variable and the expected form. Nothing else reads `process.env`.
  */
-import { randomUUID } from "node:crypto";
+import { createPublicKey, randomUUID, type KeyObject } from "node:crypto";
 import { hostname } from "node:os";
 
 export interface RateLimit {
@@ -128,9 +128,9 @@ function rate(env: Env, name: string, fallback: RateLimit): RateLimit {
   const raw = read(env, name);
   if (raw === undefined) return fallback;
   if (raw === "0") return { points: 0, durationMs: fallback.durationMs };
-  const [points, window] = raw.split("/");
+  const [points, window, ...rest] = raw.split("/");
   const durationMs = window === undefined ? undefined : parseDuration(window);
-  if (!points || !/^\d+$/.test(points) || durationMs === undefined || durationMs < 1) {
+  if (!points || !/^\d+$/.test(points) || rest.length > 0 || durationMs === undefined || durationMs < 1) {
     throw new ConfigError(name, "must be COUNT/WINDOW like 30/60s, or 0 to disable", raw);
   }
   return { points: Number(points), durationMs };
@@ -159,9 +159,9 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
-/** Never echo a password back in an error line. */
+/** Never echo a password back in an error line (up to the last "@": a password may hold "@" or "/"). */
 function redact(raw: string): string {
-  return raw.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@");
+  return raw.replace(/\/\/([^:/@]*):.*@/, "//$1:***@");
 }
 
 function oneOf<T extends string>(env: Env, name: string, values: readonly T[], fallback: T): T {
@@ -171,9 +171,30 @@ function oneOf<T extends string>(env: Env, name: string, values: readonly T[], f
   return raw as T;
 }
 
+/** Parse the PEM now: a key that only fails at the first handshake would fail every client instead. */
+function checkPublicKey(pem: string): void {
+  const expected = "must be a PEM public key (-----BEGIN PUBLIC KEY-----) of type RSA, EC P-256/P-384/P-521 or Ed25519";
+  if (!/-----BEGIN (RSA )?PUBLIC KEY-----/.test(pem)) throw new ConfigError("JWT_PUBLIC_KEY", expected);
+  let key: KeyObject;
+  try {
+    key = createPublicKey(pem);
+  } catch {
+    throw new ConfigError("JWT_PUBLIC_KEY", `${expected}; it could not be parsed`);
+  }
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  const supported = key.asymmetricKeyType === "rsa" || key.asymmetricKeyType === "ed25519" ||
+    (key.asymmetricKeyType === "ec" && ["prime256v1", "secp384r1", "secp521r1"].includes(curve ?? ""));
+  if (!supported) throw new ConfigError("JWT_PUBLIC_KEY", expected, `${key.asymmetricKeyType ?? "unknown"}${curve ? ` ${curve}` : ""}`);
+}
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
-export function loadConfig(env: Env = {}): GatewayConfig {
+export interface LoadOptions {
+  /** false for commands that never verify tokens (migrate) */
+  requireJwt?: boolean;
+}
+
+export function loadConfig(env: Env = {}, options: LoadOptions = {}): GatewayConfig {
   const databaseUrl = url(env, "DATABASE_URL", ["postgres:", "postgresql:"]);
   const embedded = databaseUrl === undefined;
   const jwt: JwtConfig = {
@@ -185,15 +206,13 @@ export function loadConfig(env: Env = {}): GatewayConfig {
   };
   const keySources = [jwt.secret, jwt.publicKey, jwt.jwksUrl].filter((v) => v !== undefined).length;
   if (keySources > 1) throw new ConfigError("JWT_SECRET", "must not be combined with JWT_PUBLIC_KEY or JWT_JWKS_URL: set exactly one");
-  if (keySources === 0 && !embedded) {
+  if (keySources === 0 && !embedded && options.requireJwt !== false) {
     throw new ConfigError("JWT_SECRET", "(or JWT_PUBLIC_KEY or JWT_JWKS_URL) is required when DATABASE_URL is set");
   }
   if (jwt.secret !== undefined && jwt.secret.length < 16) {
     throw new ConfigError("JWT_SECRET", "must be at least 16 characters");
   }
-  if (jwt.publicKey !== undefined && !/-----BEGIN PUBLIC KEY-----/.test(jwt.publicKey)) {
-    throw new ConfigError("JWT_PUBLIC_KEY", "must be a PEM public key (-----BEGIN PUBLIC KEY-----)");
-  }
+  if (jwt.publicKey !== undefined) checkPublicKey(jwt.publicKey);
   const channel = read(env, "PG_CHANNEL") ?? "ticket_updates";
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(channel)) {
     throw new ConfigError("PG_CHANNEL", "must be a lower-case SQL identifier (letters, digits, _)", channel);

@@ -13,7 +13,8 @@ import type { GatewayConfig } from "./config.js";
 import { openDatabase, type Database } from "./db/index.js";
 import { drainSockets } from "./drain.js";
 import { coerceError } from "./errors.js";
-import { createHttpApp, createMetricsServer, type ReadinessCheck } from "./http.js";
+import { createHttpApp, createMetricsServer, SOCKET_IO_PATH, type HttpAppOptions, type ReadinessCheck } from "./http.js";
+import { createDemoApp } from "./demo/routes.js";
 import { ResourceStack, sleep } from "./lifecycle.js";
 import { createLimits } from "./limits/index.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -25,7 +26,10 @@ import { onConnection } from "./socket/connection.js";
 import type { GatewayServer, SocketContext } from "./socket/context.js";
 import { handshakeMiddleware } from "./socket/handshake.js";
 import { evictLocal } from "./socket/eviction.js";
+import { setupObservability } from "./observability/index.js";
+import { watchPresence } from "./socket/subscriptions.js";
 import { emptyEventStore } from "./events/types.js";
+import { createOutageReplay } from "./events/outage-replay.js";
 
 export interface GatewayDeps {
   logger?: Logger;
@@ -42,6 +46,8 @@ export interface Gateway {
   readonly metricsPort: number;
   /** the database, once started (undefined before) */
   readonly database: Database | undefined;
+  /** the Redis clients in cluster mode, once started (read-only: tests observe pub/sub traffic) */
+  readonly redis: RedisClients | undefined;
   start(): Promise<void>;
   /** drain and stop; `force` skips the drain */
   stop(reason?: string, options?: { force?: boolean }): Promise<void>;
@@ -70,7 +76,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
   const checks = new Map<string, ReadinessCheck>();
   const httpServer = createServer();
   const io: GatewayServer = new Server(httpServer, {
-    path: "/socket.io",
+    path: SOCKET_IO_PATH,
     serveClient: false,
     maxHttpBufferSize: config.maxPayloadBytes,
     perMessageDeflate: false,
@@ -91,6 +97,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
   let port = -1;
   let metricsPort = -1;
   let database: Database | undefined;
+  let redisClients: RedisClients | undefined;
   let stopPromise: Promise<void> | undefined;
   let ctx: SocketContext | undefined;
 
@@ -109,6 +116,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     let redis: RedisClients | undefined;
     if (config.redisUrl) {
       redis = createRedisClients(config.redisUrl, logger);
+      redisClients = redis;
       const clients = redis;
       stack.defer("redis", () => clients.close());
       metrics.redisConnected.set(0);
@@ -120,6 +128,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     } else {
       metrics.redisConnected.set(1);
     }
+    stack.defer("observability", setupObservability(io, config, metrics, logger));
 
     database = await openDatabase({ config, logger, metrics });
     const db = database;
@@ -130,9 +139,9 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     stack.defer("limits", () => limits.close());
     const presence = createPresence({ config, redis, logger });
     stack.defer("presence", () => presence.close());
-    const verifier: TokenVerifier = createTokenVerifier(
-      config.jwt.secret || config.jwt.publicKey || config.jwt.jwksUrl ? config.jwt : { ...config.jwt, secret: await loadOrCreateDevSecret(config.dataDir) },
-    );
+    const jwtConfig =
+      config.jwt.secret || config.jwt.publicKey || config.jwt.jwksUrl ? config.jwt : { ...config.jwt, secret: await loadOrCreateDevSecret(config.dataDir) };
+    const verifier: TokenVerifier = createTokenVerifier(jwtConfig);
     const context: SocketContext = {
       config,
       io,
@@ -140,17 +149,29 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       metrics,
       verifier,
       events: db.events ?? emptyEventStore,
+      evictions: db.evictions,
       presence,
       connectionLimiter: limits.connections,
       eventLimiter: limits.events,
       isDraining: () => draining,
     };
     ctx = context;
+    watchPresence(context);
     io.use(handshakeMiddleware(context));
     io.on("connection", (socket) => onConnection(context, socket));
     io.on("ticket:evict", (ticketId, userId, reason) => void evictLocal(context, ticketId, userId, reason));
 
-    httpServer.on("request", createHttpApp(checks, () => draining));
+    const httpOptions: HttpAppOptions = {};
+    if (config.demoUi) {
+      const demo = createDemoApp({ databaseUrl: db.url, secret: jwtConfig.secret, verifier, issuer: config.jwt.issuer, audience: config.jwt.audience, logger });
+      stack.defer("demo", () => demo.close());
+      httpOptions.demo = demo;
+    }
+    const app = createHttpApp(checks, () => draining, httpOptions);
+    // engine.io answers /socket.io/ itself (long-polling); express must not 404 the same request
+    httpServer.on("request", (req, res) => {
+      if (!req.url?.startsWith("/socket.io/")) app(req, res);
+    });
     port = await listen(httpServer, config.port, config.host);
     stack.defer("socket.io", async () => {
       await io.close();
@@ -163,9 +184,14 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       // an emit into a disconnected Redis would reach only this instance: hold events until it returns
       canDispatch: () => redis === undefined || redis.ready(),
     });
-    redis?.onChange((ready) => {
-      if (ready) db.listener?.poke();
-    });
+    if (redis) {
+      const replay = createOutageReplay(io, (ids, since) => db.readSince(ids, since), logger);
+      stack.defer("outage replay", () => replay.stop());
+      redis.onChange((ready) => {
+        if (ready) db.listener?.poke();
+        replay.onRedisChange(ready);
+      });
+    }
 
     if (config.metricsPort >= 0) {
       const metricsServer = createMetricsServer(metrics.registry);
@@ -215,6 +241,9 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     },
     get database() {
       return database;
+    },
+    get redis() {
+      return redisClients;
     },
     start,
     stop,

@@ -1,6 +1,6 @@
 /** The public HTTP routes (health, readiness, demo) and the metrics server on its own port. */
 import { createServer, type Server } from "node:http";
-import express, { type Express } from "express";
+import express, { type Express, type Router } from "express";
 import type { Registry } from "prom-client";
 import { coerceError } from "./errors.js";
 import { withTimeout } from "./lifecycle.js";
@@ -8,9 +8,22 @@ import { withTimeout } from "./lifecycle.js";
 /** A readiness check resolves a reason when the dependency is not usable, undefined when it is. */
 export type ReadinessCheck = () => Promise<string | undefined> | string | undefined;
 
-export function createHttpApp(checks: Map<string, ReadinessCheck>, isDraining: () => boolean): Express {
+/** Socket.IO's path on the public port (see the Server options in gateway.ts). */
+export const SOCKET_IO_PATH = "/socket.io";
+
+export interface HttpAppOptions {
+  /** the demo page and its /demo API (src/demo), mounted after the probes when DEMO_UI is on */
+  demo?: { router: Router };
+}
+
+export function createHttpApp(checks: Map<string, ReadinessCheck>, isDraining: () => boolean, options: HttpAppOptions = {}): Express {
   const app = express();
   app.disable("x-powered-by");
+  // engine.io answers its own path on the same HTTP server; if express answered it too (404), a
+  // long-polling client (browsers start with polling) would get two responses and crash the process
+  app.use((req, _res, next) => {
+    if (req.path !== SOCKET_IO_PATH && !req.path.startsWith(`${SOCKET_IO_PATH}/`)) next();
+  });
   app.get("/healthz", (_req, res) => {
     res.status(200).json({ status: "ok" });
   });
@@ -34,6 +47,7 @@ export function createHttpApp(checks: Map<string, ReadinessCheck>, isDraining: (
     if (names.length === 0) res.status(200).json({ status: "ready" });
     else res.status(503).json({ status: "unavailable", reason: names.map((n) => `${n}: ${failures[n]}`).join("; "), failures });
   });
+  if (options.demo) app.use(options.demo.router);
   return app;
 }
 

@@ -3,15 +3,15 @@
  * First SIGTERM/SIGINT drains; a second one, or the grace timeout, forces the exit.
  */
 import { pathToFileURL } from "node:url";
-import { ConfigError, loadConfig, type GatewayConfig } from "./config.js";
+import { ConfigError, loadConfig, type GatewayConfig, type LoadOptions } from "./config.js";
 import { coerceError } from "./errors.js";
 import { createGateway } from "./gateway.js";
 import { createLogger } from "./logger.js";
 
 /** Parse the environment or exit with one line naming the bad variable. */
-export function configFromEnv(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): GatewayConfig {
   try {
-    return loadConfig(env);
+    return loadConfig(env, options);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`realtime-gateway: invalid configuration: ${error.message}\n`);

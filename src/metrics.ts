@@ -6,6 +6,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
+/** 1 ms to 10 s, dense where the target (tens of ms) and the alert (500 ms) are. */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
 export function createMetrics(instanceId: string) {
   const registry = new Registry();
   registry.setDefaultLabels({ instance_id: instanceId });
@@ -35,8 +38,34 @@ export function createMetrics(instanceId: string) {
     }),
     updateLatency: new Histogram({
       name: "gateway_ticket_update_latency_seconds",
-      help: "Time from the event's commit to its emit by this instance",
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      help: "Time from the event's commit to its emit to local subscribers, observed once per event on every instance that delivers it",
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    dispatchLatency: new Histogram({
+      name: "gateway_ticket_update_dispatch_latency_seconds",
+      help: "Time from the event's commit to its dispatch by the elected listener (the PostgreSQL part of the latency)",
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    listenerBacklog: new Gauge({
+      name: "gateway_listener_backlog",
+      help: "Committed events waiting in realtime.pending_dispatch (read at scrape time)",
+      registers,
+    }),
+    listenerOldestPendingAge: new Gauge({
+      name: "gateway_listener_oldest_pending_age_seconds",
+      help: "Age of the oldest committed event not yet dispatched, 0 when none waits (read at scrape time)",
+      registers,
+    }),
+    pgNotificationQueueUsage: new Gauge({
+      name: "gateway_pg_notification_queue_usage_ratio",
+      help: "pg_notification_queue_usage(): fraction of PostgreSQL's NOTIFY queue in use (read at scrape time)",
+      registers,
+    }),
+    maxConnections: new Gauge({
+      name: "gateway_max_connections",
+      help: "MAX_CONNECTIONS of this instance (0: no cap), so alerts can compare gateway_connections with it",
       registers,
     }),
     listenerLeader: new Gauge({ name: "gateway_listener_leader", help: "1 while this instance is the elected listener", registers }),
@@ -54,6 +83,11 @@ export function createMetrics(instanceId: string) {
     malformedNotifications: new Counter({
       name: "gateway_listener_malformed_notifications_total",
       help: "Raw NOTIFY payloads that could not be parsed",
+      registers,
+    }),
+    limiterFallback: new Gauge({
+      name: "gateway_limiter_fallback",
+      help: "1 while per-IP connection limits are enforced per instance because Redis is unreachable",
       registers,
     }),
   };

@@ -46,19 +46,30 @@ export interface SubscribeResult {
   missed: TicketUpdate[];
   /** false: events after sinceSeq are no longer retained, reload the ticket */
   recovered: boolean;
+  /** the ticket's viewers, this socket's user included */
   viewers: Viewer[];
+  /** the `rev` of `viewers`: a later `ticket:presence` with a higher `rev` replaces them, a lower one is stale */
+  presenceRev: number;
+}
+
+/** `ticket:presence`: the whole viewer list; keep the one with the highest `rev` (lists can arrive out of order). */
+export interface PresenceUpdate {
+  ticketId: TicketId;
+  viewers: Viewer[];
+  rev: number;
 }
 
 export interface ClientToServerEvents {
   "ticket:subscribe": (req: SubscribeRequest, ack: (res: Ack<SubscribeResult>) => void) => void;
   "ticket:unsubscribe": (req: { ticketId: TicketId }, ack: (res: Ack) => void) => void;
-  "ticket:typing": (req: { ticketId: TicketId; typing: boolean }, ack: (res: Ack) => void) => void;
+  /** `relayed: false` when nothing went out (a repeated `typing: true`, or `false` while not shown as typing) */
+  "ticket:typing": (req: { ticketId: TicketId; typing: boolean }, ack: (res: Ack<{ relayed: boolean }>) => void) => void;
   "auth:refresh": (req: { token: string }, ack: (res: Ack<{ expiresAt: string }>) => void) => void;
 }
 
 export interface ServerToClientEvents {
   "ticket:update": (update: TicketUpdate) => void;
-  "ticket:presence": (presence: { ticketId: TicketId; viewers: Viewer[] }) => void;
+  "ticket:presence": (presence: PresenceUpdate) => void;
   "ticket:typing": (typing: { ticketId: TicketId; userId: string; name: string; typing: boolean }) => void;
   "ticket:revoked": (revoked: { ticketId: TicketId; reason: string }) => void;
   /** the token expired without refresh; the server disconnects right after */

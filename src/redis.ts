@@ -46,8 +46,24 @@ export function createRedisClient(url: string, name: string, logger: Logger, ext
   return client;
 }
 
+/**
+ * The Redis adapters call `publish`/`spublish` without handling the promise; during an outage
+ * those reject and, unhandled, would crash the process. Mark them handled (and log) here.
+ */
+function guardPublishes(client: Redis, logger: Logger): void {
+  for (const method of ["publish", "spublish"] as const) {
+    const original = client[method].bind(client) as (...args: unknown[]) => Promise<unknown>;
+    (client as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+      const result = original(...args);
+      result.catch((error: Error) => logger.debug({ err: error.message, method }, "redis publish failed"));
+      return result;
+    };
+  }
+}
+
 export function createRedisClients(url: string, logger: Logger): RedisClients {
   const pub = createRedisClient(url, "gateway-pub", logger);
+  guardPublishes(pub, logger);
   // the subscriber must never time out its blocking subscribe mode
   const sub = createRedisClient(url, "gateway-sub", logger, { commandTimeout: undefined });
   const listeners: Array<(ready: boolean) => void> = [];

@@ -35,8 +35,10 @@ function keyFor(config: JwtConfig): { key: Uint8Array | KeyObject | JWTVerifyGet
   if (config.secret !== undefined) return { key: new TextEncoder().encode(config.secret), algorithms: ["HS256"] };
   if (config.publicKey !== undefined) {
     const key = createPublicKey(config.publicKey);
-    const algorithms =
-      key.asymmetricKeyType === "rsa" ? ["RS256"] : key.asymmetricKeyType === "ec" ? ["ES256"] : ["EdDSA"];
+    // the curve fixes the ES algorithm; allowing only ES256 would refuse every token of a P-384 key
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    const ec = curve === "secp384r1" ? "ES384" : curve === "secp521r1" ? "ES512" : "ES256";
+    const algorithms = key.asymmetricKeyType === "rsa" ? ["RS256"] : key.asymmetricKeyType === "ec" ? [ec] : ["EdDSA"];
     return { key, algorithms };
   }
   if (config.jwksUrl !== undefined) {

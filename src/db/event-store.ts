@@ -86,3 +86,13 @@ export function createPgEventStore(pool: pg.Pool, maxReplay = MAX_REPLAY): Event
     },
   };
 }
+
+/** Events of `ticketIds` written since `since`, per ticket in seq order (outage replay). */
+export async function readSince(pool: pg.Pool, ticketIds: string[], since: Date, limit = 10_000): Promise<TicketUpdate[]> {
+  const { rows } = await pool.query<{ ticket_id: string; id: string; seq: string; type: string; data: unknown; created_at: Date }>(
+    `SELECT ticket_id, id, seq, type, data, created_at FROM realtime.ticket_events
+     WHERE ticket_id = ANY($1::text[]) AND created_at >= $2 ORDER BY ticket_id, seq LIMIT $3`,
+    [ticketIds, since, limit],
+  );
+  return rows.map((row) => toUpdate(row.ticket_id, row));
+}

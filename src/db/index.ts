@@ -10,15 +10,22 @@ import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { ResourceStack } from "../lifecycle.js";
 import { startEmbedded, seedDemo } from "./embedded.js";
-import { createPgEventStore } from "./event-store.js";
+import { createPgEventStore, readSince } from "./event-store.js";
+import type { TicketUpdate } from "../protocol.js";
+import { createEvictionRegistry, type EvictionRegistry } from "./evictions.js";
 import { Listener, type Dispatcher } from "./listener.js";
 import { migrate } from "./migrate.js";
 import { createPool } from "./pool.js";
+import { collectListenerStats } from "../observability/listener-stats.js";
 
 export interface Database {
   url: string;
   embedded: boolean;
   events: EventStore;
+  /** events of these tickets written since a time (replay after a Redis outage) */
+  readSince(ticketIds: string[], since: Date): Promise<TicketUpdate[]>;
+  /** realtime.evictions, cached for the re-subscription rule */
+  evictions: EvictionRegistry;
   listener: Listener | undefined;
   /** a readiness reason, or undefined when PostgreSQL answers */
   check(): Promise<string | undefined>;
@@ -46,12 +53,17 @@ export async function openDatabase({ config, logger, metrics }: DatabaseOptions)
     if (embedded) await seedDemo(url);
     const pool = createPool(url, logger);
     stack.defer("pg pool", () => pool.end());
+    collectListenerStats(pool, metrics, logger);
+    const evictions = createEvictionRegistry({ pool, logger, retentionMs: config.eventRetentionMs });
+    stack.defer("evictions", () => evictions.close());
     let listener: Listener | undefined;
     const connectionString = url;
     return {
       url,
       embedded,
       events: createPgEventStore(pool),
+      readSince: (ticketIds, since) => readSince(pool, ticketIds, since),
+      evictions,
       get listener() {
         return listener;
       },

@@ -115,6 +115,7 @@ export class Listener {
         await client.connect();
         this.client = client;
         this.options.metrics.listenerConnected.set(1);
+        this.log.info({ dependency: "postgres", up: true }, "postgres up (listener session connected)");
         // let the server notice a vanished leader in seconds, freeing the lock for a standby
         await client.query("SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3; SET tcp_user_timeout = 10000");
         attempt = 0;
@@ -130,7 +131,7 @@ export class Listener {
       } catch (error) {
         if (!this.stopped) {
           const delay = backoffMs(attempt++, 250, 5000);
-          this.log.warn({ err: coerceError(error).message, retryInMs: delay, dependency: "postgres" }, "listener connection lost");
+          this.log.warn({ err: coerceError(error).message, retryInMs: delay, dependency: "postgres", up: false }, "listener connection lost");
           this.abdicate("connection lost");
           this.options.metrics.listenerConnected.set(0);
           await client.end().catch(() => undefined);
@@ -246,7 +247,8 @@ export class Listener {
       for (const row of rows) {
         dispatcher.emitUpdate(toUpdate(row.ticket_id, row));
         metrics.updatesEmitted.inc();
-        metrics.updateLatency.observe(Math.max(0, now - row.created_at.getTime()) / 1000);
+        // the delivering instances observe gateway_ticket_update_latency_seconds (src/observability)
+        metrics.dispatchLatency.observe(Math.max(0, now - row.created_at.getTime()) / 1000);
       }
       for (const row of evictions.rows) dispatcher.evict(row.ticket_id, row.user_id, "evicted");
       if (rows.length > 0) {

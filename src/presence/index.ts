@@ -2,6 +2,7 @@ import type { GatewayConfig } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { RedisClients } from "../redis.js";
 import { createMemoryPresence } from "./memory.js";
+import { createRedisPresence } from "./redis.js";
 import type { PresenceStore } from "./types.js";
 
 export interface PresenceOptions {
@@ -10,7 +11,8 @@ export interface PresenceOptions {
   logger: Logger;
 }
 
-/** The presence driver for this mode. */
-export function createPresence(_options: PresenceOptions): PresenceStore {
-  return createMemoryPresence();
+/** The presence driver for this mode: Redis in a cluster, memory on a single node. */
+export function createPresence({ config, redis, logger }: PresenceOptions): PresenceStore {
+  if (!redis) return createMemoryPresence();
+  return createRedisPresence({ client: redis.pub, prefix: config.redisPrefix, instanceId: config.instanceId, logger });
 }

@@ -6,17 +6,27 @@
 import { isIP } from "node:net";
 import type { IncomingHttpHeaders } from "node:http";
 
+/**
+ * One spelling per client: IPv6 in its canonical (RFC 5952) form without zone id, IPv4-mapped IPv6
+ * (`::ffff:1.2.3.4`, `::ffff:102:304`) as the IPv4 address, ports that some proxies append dropped.
+ * Anything that is not an IP comes back trimmed, for the caller to reject.
+ */
 export function normalizeIp(address: string | undefined): string {
   if (!address) return "unknown";
   let ip = address.trim();
   if (ip.startsWith("[") && ip.includes("]")) ip = ip.slice(1, ip.indexOf("]"));
-  // IPv4-mapped IPv6 (::ffff:1.2.3.4) is the IPv4 client
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped) return mapped[1]!;
-  // strip an IPv4 port ("1.2.3.4:5678") that some proxies append
-  const withPort = /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(ip);
-  if (withPort) return withPort[1]!;
-  return isIP(ip) === 6 ? ip.toLowerCase() : ip;
+  const withPort = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(ip);
+  if (withPort) ip = withPort[1]!;
+  const zone = ip.indexOf("%");
+  if (zone > 0 && isIP(ip.slice(0, zone)) === 6) ip = ip.slice(0, zone);
+  if (isIP(ip) !== 6) return ip;
+  // the WHATWG URL parser prints IPv6 canonically: lower case, zeros compressed, mapped IPv4 in hex
+  const canonical = new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (!mapped) return canonical;
+  const high = parseInt(mapped[1]!, 16);
+  const low = parseInt(mapped[2]!, 16);
+  return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
 }
 
 /** `peerAddress` and `headers` come from `socket.handshake`, which outlives the HTTP request. */

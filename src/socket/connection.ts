@@ -1,7 +1,7 @@
 /** Wires one accepted socket: its event handlers, its expiry, and its cleanup. */
-import { coerceError, errorAck, ErrorCode } from "../errors.js";
+import { coerceError } from "../errors.js";
 import type { GatewaySocket, SocketContext } from "./context.js";
-import { guard } from "./event-guard.js";
+import { guard, rejectUnknownEvent } from "./event-guard.js";
 import { refreshSchema, subscribeSchema, typingSchema, unsubscribeSchema } from "./schemas.js";
 import { armExpiry, disarmExpiry, refresh } from "./session.js";
 import { releaseSubscriptions, subscribe, unsubscribe } from "./subscriptions.js";
@@ -28,12 +28,7 @@ export function onConnection(ctx: SocketContext, socket: GatewaySocket): void {
   socket.on("auth:refresh", guard(ctx, socket, "auth:refresh", refreshSchema, (req) => refresh(ctx, socket, req.token)));
   socket.onAny((event: unknown, ...args: unknown[]) => {
     if (typeof event === "string" && KNOWN_EVENTS.has(event)) return;
-    const name = typeof event === "string" ? event.slice(0, 64) : "(non-string)";
-    ctx.metrics.clientEvents.inc({ event: "unknown", result: ErrorCode.INVALID_PAYLOAD });
-    const response = errorAck(ErrorCode.INVALID_PAYLOAD, `unknown event ${name}`);
-    const ack = args[args.length - 1];
-    if (typeof ack === "function") ack(response);
-    else socket.emit("gateway:error", { event: name, error: response.error });
+    void rejectUnknownEvent(ctx, socket, event, args);
   });
 
   socket.on("disconnect", (reason) => {

@@ -2,6 +2,7 @@ import type { Server, Socket } from "socket.io";
 import type { TokenVerifier } from "../auth/jwt.js";
 import type { GatewayConfig } from "../config.js";
 import type { EventStore } from "../events/types.js";
+import type { EvictionRegistry } from "../db/evictions.js";
 import type { ConnectionLimiter, EventLimiter } from "../limits/types.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
@@ -20,6 +21,8 @@ export interface SocketContext {
   verifier: TokenVerifier;
   events: EventStore;
   presence: PresenceStore;
+  /** realtime.evictions for the re-subscription rule; absent: no rule */
+  evictions?: EvictionRegistry;
   connectionLimiter: ConnectionLimiter;
   eventLimiter: EventLimiter;
   isDraining(): boolean;

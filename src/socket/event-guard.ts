@@ -10,9 +10,33 @@ import { describeIssue } from "./schemas.js";
 
 type AckFn = (response: Ack<object>) => void;
 
-/** Strikes of rate limiting after which a flooding socket is disconnected. */
-const FLOOD_STRIKES = 50;
+/** Rate-limited events in a row after which a flooding socket is disconnected. */
+export const FLOOD_STRIKES = 50;
 const strikes = new WeakMap<GatewaySocket, number>();
+
+/**
+ * Count one client event against EVENT_RATE_PER_SOCKET. Returns false when it is over the limit,
+ * after replying RATE_LIMITED; a socket that keeps sending through FLOOD_STRIKES such replies in
+ * a row is told why on `gateway:error` and disconnected.
+ */
+export async function admitEvent(ctx: SocketContext, socket: GatewaySocket, event: string, reply: (response: Ack<object>) => void): Promise<boolean> {
+  const { allowed, retryAfterMs } = await ctx.eventLimiter.consume(socket.id);
+  if (allowed) {
+    strikes.delete(socket);
+    return true;
+  }
+  const count = (strikes.get(socket) ?? 0) + 1;
+  strikes.set(socket, count);
+  reply(errorAck(ErrorCode.RATE_LIMITED, `too many events, retry in ${retryAfterMs}ms`));
+  if (count === FLOOD_STRIKES) {
+    ctx.logger.warn({ socketId: socket.id, ip: socket.data.ip }, "disconnecting a socket that keeps flooding");
+    const error = errorAck(ErrorCode.RATE_LIMITED, `disconnected: kept sending events after ${FLOOD_STRIKES} rate-limit replies`).error;
+    // socket.io flushes this packet before it closes the transport
+    socket.emit("gateway:error", { event, error });
+    socket.disconnect(true);
+  }
+  return false;
+}
 
 export function guard<S extends z.ZodType, R extends object>(
   ctx: SocketContext,
@@ -29,18 +53,7 @@ export function guard<S extends z.ZodType, R extends object>(
       else if (!response.ok) socket.emit("gateway:error", { event, error: response.error });
     };
     try {
-      const { allowed, retryAfterMs } = await ctx.eventLimiter.consume(socket.id);
-      if (!allowed) {
-        const count = (strikes.get(socket) ?? 0) + 1;
-        strikes.set(socket, count);
-        reply(errorAck(ErrorCode.RATE_LIMITED, `too many events, retry in ${retryAfterMs}ms`));
-        if (count >= FLOOD_STRIKES) {
-          ctx.logger.warn({ socketId: socket.id, ip: socket.data.ip }, "disconnecting a socket that keeps flooding");
-          socket.disconnect(true);
-        }
-        return;
-      }
-      strikes.delete(socket);
+      if (!(await admitEvent(ctx, socket, event, reply))) return;
       if (!ack) return reply(errorAck(ErrorCode.INVALID_PAYLOAD, `${event} requires an acknowledgement callback`));
       if (args.length !== 1) return reply(errorAck(ErrorCode.INVALID_PAYLOAD, `${event} takes exactly one payload object`));
       const parsed = schema.safeParse(args[0]);
@@ -53,4 +66,22 @@ export function guard<S extends z.ZodType, R extends object>(
       reply(errorAck(ErrorCode.UNAVAILABLE, "the gateway could not complete the request, retry later"));
     }
   };
+}
+
+/** An event the gateway does not know: rate-limited like any other, then answered INVALID_PAYLOAD. */
+export async function rejectUnknownEvent(ctx: SocketContext, socket: GatewaySocket, event: unknown, args: unknown[]): Promise<void> {
+  const name = typeof event === "string" ? event.slice(0, 64) : "(non-string)";
+  const ack = typeof args[args.length - 1] === "function" ? (args[args.length - 1] as AckFn) : undefined;
+  const reply = (response: Ack<object>) => {
+    // the label stays "unknown": a client must not be able to mint label values
+    ctx.metrics.clientEvents.inc({ event: "unknown", result: response.ok ? "ok" : response.error.code });
+    if (ack) ack(response);
+    else if (!response.ok) socket.emit("gateway:error", { event: name, error: response.error });
+  };
+  try {
+    if (!(await admitEvent(ctx, socket, name, reply))) return;
+    reply(errorAck(ErrorCode.INVALID_PAYLOAD, `unknown event ${name}`));
+  } catch (error) {
+    ctx.logger.error({ err: coerceError(error).message, socketId: socket.id }, "unknown event handling failed");
+  }
 }

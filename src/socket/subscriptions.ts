@@ -1,23 +1,38 @@
 /** ticket:subscribe / ticket:unsubscribe, and removal from a room (revocation, eviction, disconnect). */
 import { mayAccess } from "../auth/jwt.js";
 import { ClientError, ErrorCode, coerceError } from "../errors.js";
+import type { PresenceChange, PresenceSnapshot } from "../presence/types.js";
 import { ticketRoom, type SubscribeResult, type Viewer } from "../protocol.js";
 import type { GatewaySocket, SocketContext } from "./context.js";
+import { assertNotEvicted } from "./eviction-rule.js";
+import { stopTyping } from "./typing.js";
+
+const NO_VIEWERS: PresenceSnapshot = { viewers: [], rev: 0 };
 
 export function viewerOf(socket: GatewaySocket): Viewer {
   const { sub, name, role } = socket.data.claims;
   return { userId: sub, name, role };
 }
 
-async function announce(ctx: SocketContext, ticketId: string, viewers: Promise<Viewer[]>): Promise<Viewer[]> {
+/** Send the room its new viewer list; every instance may call it, `rev` orders the lists. */
+export function announcePresence(ctx: SocketContext, ticketId: string, snapshot: PresenceSnapshot): void {
+  ctx.io.to(ticketRoom(ticketId)).emit("ticket:presence", { ticketId, viewers: snapshot.viewers, rev: snapshot.rev });
+}
+
+/** Announce the changes the presence store finds by itself (a dead instance's viewers swept). */
+export function watchPresence(ctx: SocketContext): void {
+  ctx.presence.onChange((ticketId, snapshot) => announcePresence(ctx, ticketId, snapshot));
+}
+
+async function applyChange(ctx: SocketContext, ticketId: string, change: Promise<PresenceChange>): Promise<PresenceSnapshot> {
   try {
-    const list = await viewers;
-    ctx.io.to(ticketRoom(ticketId)).emit("ticket:presence", { ticketId, viewers: list });
-    return list;
+    const result = await change;
+    if (result.changed) announcePresence(ctx, ticketId, result);
+    return result;
   } catch (error) {
     // presence is advisory: its outage must not fail a subscription
     ctx.logger.warn({ err: coerceError(error).message, ticketId }, "presence update failed");
-    return [];
+    return NO_VIEWERS;
   }
 }
 
@@ -27,7 +42,9 @@ export async function subscribe(
   ticketId: string,
   sinceSeq: number | undefined,
 ): Promise<SubscribeResult> {
-  if (!mayAccess(socket.data.claims, ticketId)) throw new ClientError(ErrorCode.FORBIDDEN, `your token does not grant ticket ${ticketId}`);
+  const claims = socket.data.claims;
+  if (!mayAccess(claims, ticketId)) throw new ClientError(ErrorCode.FORBIDDEN, `your token does not grant ticket ${ticketId}`);
+  await assertNotEvicted(ctx, claims, ticketId);
   const tickets = socket.data.tickets;
   const fresh = !tickets.has(ticketId);
   const max = ctx.config.maxSubscriptionsPerSocket;
@@ -35,47 +52,60 @@ export async function subscribe(
     throw new ClientError(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `a socket may hold at most ${max} subscriptions`);
   }
   if (fresh) {
+    // claimed before any await, so a concurrent subscribe, refresh or eviction sees it
+    tickets.add(ticketId);
+    ctx.metrics.subscriptions.inc();
     // join first, then read history: an event committed in between arrives live and in `missed`,
     // never in neither (the client drops the duplicate seq)
     await socket.join(ticketRoom(ticketId));
-    tickets.add(ticketId);
-    ctx.metrics.subscriptions.inc();
   }
   let history;
   try {
     history = await ctx.events.history(ticketId, sinceSeq);
   } catch (error) {
-    if (fresh) await leaveRoom(ctx, socket, ticketId, false);
+    if (fresh) await leaveRoom(ctx, socket, ticketId);
     ctx.logger.warn({ err: coerceError(error).message, ticketId }, "history read failed");
     throw new ClientError(ErrorCode.UNAVAILABLE, "ticket history is unavailable, retry later");
   }
   ctx.metrics.recoveredEvents.inc(history.missed.length);
-  const viewers = fresh
-    ? await announce(ctx, ticketId, ctx.presence.join(ticketId, socket.id, viewerOf(socket)))
-    : await ctx.presence.viewers(ticketId).catch(() => []);
-  return { ticketId, seq: history.seq, missed: history.missed, recovered: history.recovered, viewers };
+  const presence = fresh
+    ? await applyChange(ctx, ticketId, ctx.presence.join(ticketId, socket.id, viewerOf(socket)))
+    : await ctx.presence.viewers(ticketId).catch(() => NO_VIEWERS);
+  if (!tickets.has(ticketId) || !socket.connected) {
+    // revoked, evicted or unsubscribed while this subscribe waited: its presence join came after
+    // the leave, so take it back
+    if (fresh) await applyChange(ctx, ticketId, ctx.presence.leave(ticketId, socket.id, claims.sub));
+    throw new ClientError(ErrorCode.FORBIDDEN, `the subscription to ticket ${ticketId} was withdrawn while it was being set up`);
+  }
+  return {
+    ticketId,
+    seq: history.seq,
+    missed: history.missed,
+    recovered: history.recovered,
+    viewers: presence.viewers,
+    presenceRev: presence.rev,
+  };
 }
 
 export async function unsubscribe(ctx: SocketContext, socket: GatewaySocket, ticketId: string): Promise<object> {
   if (!socket.data.tickets.has(ticketId)) throw new ClientError(ErrorCode.NOT_SUBSCRIBED, `not subscribed to ticket ${ticketId}`);
-  await leaveRoom(ctx, socket, ticketId, true);
+  await leaveRoom(ctx, socket, ticketId);
   return {};
 }
 
-/** Leave the room and the viewer list; `announceChange` is false while the socket is going away anyway. */
-export async function leaveRoom(ctx: SocketContext, socket: GatewaySocket, ticketId: string, announceChange = true): Promise<void> {
+/** Leave the room, stop typing there, and leave the viewer list (announced when it changed). */
+export async function leaveRoom(ctx: SocketContext, socket: GatewaySocket, ticketId: string): Promise<void> {
   if (!socket.data.tickets.delete(ticketId)) return;
   ctx.metrics.subscriptions.dec();
+  stopTyping(socket, ticketId);
   await socket.leave(ticketRoom(ticketId));
-  const viewers = ctx.presence.leave(ticketId, socket.id, socket.data.claims.sub);
-  if (announceChange) await announce(ctx, ticketId, viewers);
-  else await viewers.catch(() => undefined);
+  await applyChange(ctx, ticketId, ctx.presence.leave(ticketId, socket.id, socket.data.claims.sub));
 }
 
 /** Remove the socket from a room it may no longer see, and tell it why. */
 export async function revoke(ctx: SocketContext, socket: GatewaySocket, ticketId: string, reason: string): Promise<void> {
   if (!socket.data.tickets.has(ticketId)) return;
-  await leaveRoom(ctx, socket, ticketId, true);
+  await leaveRoom(ctx, socket, ticketId);
   socket.emit("ticket:revoked", { ticketId, reason });
 }
 
@@ -84,7 +114,6 @@ export async function releaseSubscriptions(ctx: SocketContext, socket: GatewaySo
   const tickets = [...socket.data.tickets];
   socket.data.tickets.clear();
   ctx.metrics.subscriptions.dec(tickets.length);
-  await Promise.all(
-    tickets.map((ticketId) => announce(ctx, ticketId, ctx.presence.leave(ticketId, socket.id, socket.data.claims.sub))),
-  );
+  stopTyping(socket);
+  await Promise.all(tickets.map((ticketId) => applyChange(ctx, ticketId, ctx.presence.leave(ticketId, socket.id, socket.data.claims.sub))));
 }

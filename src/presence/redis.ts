@@ -1,0 +1,232 @@
+/**
+ * Cluster presence in Redis, without ghosts: every instance beats a heartbeat; the viewers of an
+ * instance whose heartbeat expired drop out of every list at once and are deleted by a periodic
+ * sweep that any live instance runs. The sweep's delete is atomic, so exactly one sweeper sees the
+ * change and announces it (and the `rev` in each list makes a late duplicate harmless anyway).
+ *
+ * Worst case for a SIGKILLed instance: `ttlMs` until its viewers leave the lists, plus at most
+ * ~1.25 × `sweepMs` until a sweep announces it: 15 s + 6.25 s with the defaults, under the 30 s promised.
+ *
+ * This instance keeps its own entries in memory too, so after an outage (or after being declared
+ * dead while paused) the next heartbeat rewrites them exactly (`resync`).
+ */
+import type { Redis } from "ioredis";
+import { coerceError } from "../errors.js";
+import { withTimeout } from "../lifecycle.js";
+import type { Logger } from "../logger.js";
+import type { Viewer } from "../protocol.js";
+import { DEAD, FORGET, HEARTBEAT, JOIN, LEAVE, PURGE, SYNC, VIEWERS } from "./redis-scripts.js";
+import type { PresenceChange, PresenceSnapshot, PresenceStore } from "./types.js";
+
+export interface RedisPresenceOptions {
+  client: Redis;
+  /** REDIS_PREFIX */
+  prefix: string;
+  instanceId: string;
+  logger: Logger;
+  /** @default 5000 */
+  heartbeatMs?: number;
+  /** how long an instance counts as alive after a heartbeat. @default 15000 */
+  ttlMs?: number;
+  /** mean interval between sweeps (jittered ±25%). @default 5000 */
+  sweepMs?: number;
+}
+
+export interface RedisPresenceStore extends PresenceStore {
+  /** run one heartbeat now (tests; normally on a timer) */
+  heartbeat(): Promise<void>;
+  /** run one sweep now (tests; normally on a timer) */
+  sweep(): Promise<void>;
+}
+
+type Reply = [number, number, number, ...string[]];
+type Scripted = Redis & Record<string, (...args: Array<string | number>) => Promise<unknown>>;
+
+const COMMANDS = {
+  rgPresenceJoin: { numberOfKeys: 4, lua: JOIN },
+  rgPresenceLeave: { numberOfKeys: 4, lua: LEAVE },
+  rgPresenceViewers: { numberOfKeys: 3, lua: VIEWERS },
+  rgPresencePurge: { numberOfKeys: 3, lua: PURGE },
+  rgPresenceSync: { numberOfKeys: 4, lua: SYNC },
+  rgPresenceHeartbeat: { numberOfKeys: 1, lua: HEARTBEAT },
+  rgPresenceDead: { numberOfKeys: 1, lua: DEAD },
+  rgPresenceForget: { numberOfKeys: 2, lua: FORGET },
+};
+
+function parse(reply: unknown): PresenceChange & { extra: number } {
+  const [changed, rev, extra, ...encoded] = reply as Reply;
+  const viewers = encoded
+    .map((text) => {
+      const [userId, name, role] = JSON.parse(text) as [string, string, string];
+      return { userId, name, role };
+    })
+    .sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
+  return { viewers, rev: Number(rev), changed: changed === 1, extra: Number(extra) };
+}
+
+export function createRedisPresence(options: RedisPresenceOptions): RedisPresenceStore {
+  const heartbeatMs = options.heartbeatMs ?? 5000;
+  const ttlMs = options.ttlMs ?? 15_000;
+  const sweepMs = options.sweepMs ?? 5000;
+  const { instanceId } = options;
+  const log = options.logger.child({ component: "presence" });
+  const redis = options.client as Scripted;
+  for (const [name, definition] of Object.entries(COMMANDS)) redis.defineCommand(name, definition);
+
+  const base = `${options.prefix}:{presence}`;
+  const instances = `${base}:instances`;
+  const rev = `${base}:rev`;
+  const ticketKey = (ticketId: string) => `${base}:t:${ticketId}`;
+  const ticketsOf = (id: string) => `${base}:i:${id}`;
+  const mine = ticketsOf(instanceId);
+
+  /** this instance's entries: ticket → socket → entry json */
+  const local = new Map<string, Map<string, string>>();
+  const listeners: Array<(ticketId: string, snapshot: PresenceSnapshot) => void> = [];
+  const pending = new Set<Promise<unknown>>();
+  let beaten = false;
+  // a write failed, or we were declared dead: the next heartbeat rewrites our entries. True at
+  // start: a previous process with the same INSTANCE_ID may have left entries behind
+  let dirty = true;
+  let closed = false;
+  let heartbeatTimer: NodeJS.Timeout | undefined;
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let background: Promise<void> = Promise.resolve();
+
+  function track<T>(promise: Promise<T>): Promise<T> {
+    pending.add(promise);
+    const done = () => pending.delete(promise);
+    promise.then(done, done);
+    return promise;
+  }
+
+  function announce(ticketId: string, change: PresenceChange): void {
+    if (!change.changed) return;
+    for (const listener of listeners) {
+      try {
+        listener(ticketId, { viewers: change.viewers, rev: change.rev });
+      } catch (error) {
+        log.warn({ err: coerceError(error).message, ticketId }, "presence listener failed");
+      }
+    }
+  }
+
+  async function failing<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      dirty = true;
+      throw error;
+    }
+  }
+
+  /** Make our entries in Redis exactly `local` (or nothing, at close), announcing what changed. */
+  async function resync(leaving = false): Promise<void> {
+    dirty = false;
+    const remote = (await redis.smembers(mine)) as string[];
+    for (const ticketId of new Set([...remote, ...local.keys()])) {
+      const entries = leaving ? [] : [...(local.get(ticketId) ?? [])].flat();
+      const reply = await redis.rgPresenceSync!(ticketKey(ticketId), instances, rev, mine, instanceId, ticketId, leaving ? 0 : ttlMs, ...entries);
+      announce(ticketId, parse(reply));
+    }
+  }
+
+  async function heartbeat(): Promise<void> {
+    try {
+      const wasAlive = Number(await redis.rgPresenceHeartbeat!(instances, instanceId, ttlMs));
+      // declared dead while we were paused or cut off: a sweep may have deleted our viewers
+      if ((wasAlive === 0 && beaten) || dirty) await resync();
+      beaten = true;
+    } catch (error) {
+      dirty = true;
+      log.debug({ err: coerceError(error).message }, "presence heartbeat failed");
+    }
+  }
+
+  async function sweep(): Promise<void> {
+    try {
+      const dead = ((await redis.rgPresenceDead!(instances, 100)) as string[]).filter((id) => id !== instanceId);
+      for (const id of dead) {
+        const tickets = (await redis.smembers(ticketsOf(id))) as string[];
+        for (const ticketId of tickets) announce(ticketId, parse(await redis.rgPresencePurge!(ticketKey(ticketId), instances, rev)));
+        await redis.rgPresenceForget!(instances, ticketsOf(id), id);
+        log.info({ deadInstance: id, tickets: tickets.length }, "swept the viewers of a dead instance");
+      }
+    } catch (error) {
+      log.debug({ err: coerceError(error).message }, "presence sweep failed");
+    }
+  }
+
+  function schedule(): void {
+    if (closed) return;
+    heartbeatTimer = setTimeout(() => {
+      background = background.then(heartbeat).finally(schedule);
+    }, heartbeatMs);
+  }
+  function scheduleSweep(): void {
+    if (closed) return;
+    sweepTimer = setTimeout(() => {
+      background = background.then(sweep).finally(scheduleSweep);
+    }, sweepMs * (0.75 + Math.random() * 0.5));
+  }
+  background = heartbeat();
+  schedule();
+  scheduleSweep();
+
+  return {
+    heartbeat: () => (background = background.then(heartbeat)),
+    sweep: () => (background = background.then(sweep)),
+    join(ticketId, socketId, viewer: Viewer) {
+      const entry = JSON.stringify({ u: viewer.userId, n: viewer.name, r: viewer.role, i: instanceId });
+      let sockets = local.get(ticketId);
+      if (!sockets) local.set(ticketId, (sockets = new Map()));
+      sockets.set(socketId, entry);
+      return track(
+        failing(async () => {
+          const { extra: wasAlive, ...change } = parse(
+            await redis.rgPresenceJoin!(ticketKey(ticketId), instances, rev, mine, socketId, entry, ticketId, instanceId, ttlMs),
+          );
+          if (wasAlive === 0 && beaten) dirty = true;
+          beaten = true;
+          return change;
+        }),
+      );
+    },
+    leave(ticketId, socketId) {
+      const sockets = local.get(ticketId);
+      sockets?.delete(socketId);
+      const last = !sockets || sockets.size === 0;
+      if (sockets?.size === 0) local.delete(ticketId);
+      return track(
+        failing(async () => {
+          const { extra: _, ...change } = parse(await redis.rgPresenceLeave!(ticketKey(ticketId), instances, rev, mine, socketId, ticketId, last ? "1" : "0"));
+          return change;
+        }),
+      );
+    },
+    async viewers(ticketId) {
+      const { viewers, rev: at } = parse(await redis.rgPresenceViewers!(ticketKey(ticketId), instances, rev));
+      return { viewers, rev: at };
+    },
+    onChange(listener) {
+      listeners.push(listener);
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearTimeout(heartbeatTimer);
+      clearTimeout(sweepTimer);
+      const cleanup = async () => {
+        await Promise.allSettled([...pending, background]);
+        local.clear();
+        await resync(true);
+        await redis.del(mine);
+        await redis.zrem(instances, instanceId);
+      };
+      // a dead Redis must not hold up shutdown: the heartbeat expiry cleans up after us instead
+      await withTimeout(cleanup(), 3000, "presence cleanup").catch((error: unknown) =>
+        log.warn({ err: coerceError(error).message }, "presence cleanup incomplete; the sweep of other instances will finish it"),
+      );
+    },
+  };
+}

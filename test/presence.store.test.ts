@@ -1,0 +1,204 @@
+/** The PresenceStore behaviour, run against the memory driver and the Redis driver (real Redis). */
+import { expect } from "chai";
+import type { Redis } from "ioredis";
+import { silentLogger } from "../src/logger.js";
+import { createMemoryPresence } from "../src/presence/memory.js";
+import { createRedisPresence, type RedisPresenceOptions, type RedisPresenceStore } from "../src/presence/redis.js";
+import type { PresenceSnapshot, PresenceStore } from "../src/presence/types.js";
+import { createRedisClient } from "../src/redis.js";
+import { onCleanup } from "./support/cleanup.js";
+import { eventually } from "./support/client.js";
+import { randomPrefix } from "./support/cluster.js";
+import { TEST_REDIS_URL } from "./support/env.js";
+
+const ann = { userId: "ann", name: "Ann", role: "agent" };
+const bob = { userId: "bob", name: "Bob", role: "agent" };
+const cid = { userId: "cid", name: "Cid", role: "customer" };
+
+function redisClient(): Redis {
+  const client = createRedisClient(TEST_REDIS_URL, "presence-test", silentLogger);
+  onCleanup("redis client", () => client.quit().catch(() => client.disconnect()));
+  return client;
+}
+
+/** Delete this test's keys (never FLUSHALL: Redis is shared). */
+function cleanupPrefix(prefix: string): void {
+  onCleanup(`redis keys ${prefix}`, async () => {
+    const client = createRedisClient(TEST_REDIS_URL, "presence-test-cleanup", silentLogger);
+    try {
+      let cursor = "0";
+      do {
+        const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
+        if (keys.length > 0) await client.del(...keys);
+        cursor = next;
+      } while (cursor !== "0");
+    } finally {
+      await client.quit();
+    }
+  });
+}
+
+function redisStore(prefix: string, instanceId: string, extra: Partial<RedisPresenceOptions> = {}): RedisPresenceStore {
+  const store = createRedisPresence({ client: extra.client ?? redisClient(), prefix, instanceId, logger: silentLogger, ...extra });
+  onCleanup(`presence ${instanceId}`, () => store.close());
+  return store;
+}
+
+const drivers: Array<[string, () => PresenceStore]> = [
+  ["memory", () => createMemoryPresence()],
+  [
+    "redis",
+    () => {
+      const prefix = randomPrefix();
+      cleanupPrefix(prefix);
+      return redisStore(prefix, "solo");
+    },
+  ],
+];
+
+for (const [driver, create] of drivers) {
+  describe(`presence store (${driver})`, () => {
+    it("lists each viewer once, sorted, and reports changes with a growing rev", async () => {
+      const store = create();
+      const first = await store.join("t1", "s-bob", bob);
+      expect(first).to.deep.include({ viewers: [bob], changed: true });
+      const second = await store.join("t1", "s-ann", ann);
+      expect(second.viewers).to.deep.equal([ann, bob]);
+      expect(second.changed).to.equal(true);
+      expect(second.rev).to.be.greaterThan(first.rev);
+      expect(await store.viewers("t1")).to.deep.equal({ viewers: [ann, bob], rev: second.rev });
+      expect((await store.viewers("other")).viewers).to.deep.equal([]);
+    });
+
+    it("counts a user with two sockets once, until the last one leaves", async () => {
+      const store = create();
+      const one = await store.join("t1", "tab-1", ann);
+      const two = await store.join("t1", "tab-2", ann);
+      expect(two).to.deep.equal({ viewers: [ann], rev: one.rev, changed: false });
+      const leftOne = await store.leave("t1", "tab-1", "ann");
+      expect(leftOne).to.deep.equal({ viewers: [ann], rev: one.rev, changed: false });
+      const leftBoth = await store.leave("t1", "tab-2", "ann");
+      expect(leftBoth.viewers).to.deep.equal([]);
+      expect(leftBoth.changed).to.equal(true);
+      expect(leftBoth.rev).to.be.greaterThan(one.rev);
+    });
+
+    it("ignores a leave of a socket that never joined, and keeps tickets apart", async () => {
+      const store = create();
+      await store.join("t1", "s1", ann);
+      await store.join("t2", "s2", bob);
+      expect((await store.leave("t1", "nobody", "zed")).changed).to.equal(false);
+      expect((await store.viewers("t1")).viewers).to.deep.equal([ann]);
+      expect((await store.viewers("t2")).viewers).to.deep.equal([bob]);
+    });
+
+    it("never lets rev go back, even after a ticket empties", async () => {
+      const store = create();
+      const revs: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        revs.push((await store.join("t1", `s${i}`, { ...cid, userId: `u${i}` })).rev);
+        revs.push((await store.leave("t1", `s${i}`, `u${i}`)).rev);
+      }
+      expect(revs).to.deep.equal([...revs].sort((a, b) => a - b));
+      expect(new Set(revs).size).to.equal(revs.length);
+    });
+  });
+}
+
+describe("presence store (redis, several instances)", () => {
+  let prefix: string;
+  beforeEach(() => {
+    prefix = randomPrefix();
+    cleanupPrefix(prefix);
+  });
+
+  /** Write a viewer held by an instance whose heartbeat expired at `expiresAt` (ms). */
+  async function plantViewer(instanceId: string, expiresAt: number, ticketId: string, socketId: string, viewer: typeof ann): Promise<void> {
+    const client = redisClient();
+    const base = `${prefix}:{presence}`;
+    await client.zadd(`${base}:instances`, expiresAt, instanceId);
+    await client.hset(`${base}:t:${ticketId}`, socketId, JSON.stringify({ u: viewer.userId, n: viewer.name, r: viewer.role, i: instanceId }));
+    await client.sadd(`${base}:i:${instanceId}`, ticketId);
+  }
+
+  it("shares one list between instances", async () => {
+    const a = redisStore(prefix, "a");
+    const b = redisStore(prefix, "b");
+    await a.join("t1", "sa", ann);
+    const change = await b.join("t1", "sb", bob);
+    expect(change.viewers).to.deep.equal([ann, bob]);
+    expect(await a.viewers("t1")).to.deep.equal({ viewers: [ann, bob], rev: change.rev });
+    expect((await a.leave("t1", "sa", "ann")).viewers).to.deep.equal([bob]);
+  });
+
+  it("hides a dead instance's viewers at once, and exactly one of two sweepers deletes and announces them", async () => {
+    const a = redisStore(prefix, "a");
+    const b = redisStore(prefix, "b");
+    const announced: Array<[string, PresenceSnapshot]> = [];
+    a.onChange((ticketId, snapshot) => announced.push([ticketId, snapshot]));
+    b.onChange((ticketId, snapshot) => announced.push([ticketId, snapshot]));
+    await a.join("t1", "sa", ann);
+    await plantViewer("crashed", Date.now() + 60_000, "t1", "sx", cid);
+    await plantViewer("crashed", Date.now() + 60_000, "t2", "sy", cid);
+    expect((await a.viewers("t1")).viewers).to.deep.equal([ann, cid]);
+
+    await plantViewer("crashed", Date.now() - 1, "t1", "sx", cid);
+    expect((await b.viewers("t1")).viewers, "a dead instance's viewer is not listed").to.deep.equal([ann]);
+    expect((await b.viewers("t2")).viewers).to.deep.equal([]);
+
+    await Promise.all([a.sweep(), b.sweep(), a.sweep(), b.sweep()]);
+    expect(announced.map(([ticketId, s]) => [ticketId, s.viewers]).sort()).to.deep.equal([
+      ["t1", [ann]],
+      ["t2", []],
+    ]);
+    const client = redisClient();
+    expect(await client.hkeys(`${prefix}:{presence}:t:t1`)).to.deep.equal(["sa"]);
+    expect(await client.exists(`${prefix}:{presence}:i:crashed`)).to.equal(0);
+    expect(await client.zscore(`${prefix}:{presence}:instances`, "crashed")).to.equal(null);
+  });
+
+  it("an instance declared dead while paused puts its viewers back at its next heartbeat", async () => {
+    const a = redisStore(prefix, "a");
+    const b = redisStore(prefix, "b");
+    const announcedByA: PresenceSnapshot[] = [];
+    a.onChange((_, snapshot) => announcedByA.push(snapshot));
+    await a.join("t1", "sa", ann);
+    await b.join("t1", "sb", bob);
+    // a's heartbeat "expired" (as after a long GC pause or a network partition)
+    await redisClient().zadd(`${prefix}:{presence}:instances`, Date.now() - 1, "a");
+    await b.sweep();
+    expect((await b.viewers("t1")).viewers).to.deep.equal([bob]);
+    await a.heartbeat();
+    expect((await b.viewers("t1")).viewers).to.deep.equal([ann, bob]);
+    expect(announcedByA.map((s) => s.viewers)).to.deep.equal([[ann, bob]]);
+  });
+
+  it("a graceful close removes the instance's viewers and announces it", async () => {
+    const a = redisStore(prefix, "a");
+    const b = redisStore(prefix, "b");
+    const announced: PresenceSnapshot[] = [];
+    a.onChange((_, snapshot) => announced.push(snapshot));
+    await a.join("t1", "sa", ann);
+    await b.join("t1", "sb", bob);
+    await a.close();
+    expect((await b.viewers("t1")).viewers).to.deep.equal([bob]);
+    expect(announced.map((s) => s.viewers)).to.deep.equal([[bob]]);
+  });
+
+  it("a restarted instance with the same id drops the viewers its previous life left behind", async () => {
+    const crashedClient = createRedisClient(TEST_REDIS_URL, "presence-test-crash", silentLogger);
+    const before = createRedisPresence({ client: crashedClient, prefix, instanceId: "pod-0", logger: silentLogger });
+    await before.join("t1", "old-socket", ann);
+    crashedClient.disconnect(); // the process died: nothing was cleaned up
+    await before.close();
+    const b = redisStore(prefix, "b");
+    expect((await b.viewers("t1")).viewers).to.deep.equal([ann]);
+
+    const after = redisStore(prefix, "pod-0");
+    const announced: PresenceSnapshot[] = [];
+    after.onChange((_, snapshot) => announced.push(snapshot));
+    await after.heartbeat();
+    await eventually(async () => (await b.viewers("t1")).viewers.length === 0, "the leftover viewer to disappear");
+    expect(announced.map((s) => s.viewers)).to.deep.equal([[]]);
+  });
+});
