@@ -1,21 +1,10 @@
 import { expect } from "chai";
 import bcrypt from "bcryptjs";
-import { io as ioClient, type Socket } from "socket.io-client";
 import { connect, eventually } from "./support/client.js";
-import { onCleanup } from "./support/cleanup.js";
+import { adminSocket, outcome } from "./support/admin.js";
 import { startCluster } from "./support/cluster.js";
 
-function adminSocket(url: string, auth: Record<string, string>): Socket {
-  const socket = ioClient(`${url}/admin`, { auth, transports: ["websocket"], reconnection: false, forceNew: true });
-  onCleanup("admin socket", () => socket.disconnect());
-  return socket;
-}
 
-const outcome = (socket: Socket) =>
-  new Promise<string>((resolve) => {
-    socket.once("connect", () => resolve("connected"));
-    socket.once("connect_error", (error) => resolve(error.message));
-  });
 
 describe("admin UI (@socket.io/admin-ui)", () => {
   it("is off without ADMIN_UI_PASSWORD: the /admin namespace does not exist", async () => {

@@ -1,10 +1,9 @@
 import { expect } from "chai";
-import { io as ioClient, type Socket } from "socket.io-client";
 import { mintToken } from "../src/auth/jwt.js";
 import { loadConfig } from "../src/config.js";
 import { createGateway } from "../src/gateway.js";
 import { connect, connectError, eventually, rawRequest } from "./support/client.js";
-import { onCleanup } from "./support/cleanup.js";
+import { adminSocket, outcome } from "./support/admin.js";
 import { clusterEnv, randomPrefix } from "./support/cluster.js";
 import { createTestDatabase } from "./support/db.js";
 import { spawnGateway, waitExit, type GatewayProcess } from "./support/process.js";
@@ -26,17 +25,7 @@ function records(proc: GatewayProcess): LogLine[] {
   return proc.output.filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as LogLine);
 }
 
-function adminSocket(url: string, password: string): Socket {
-  const socket = ioClient(`${url}/admin`, { auth: { username: "admin", password }, transports: ["websocket"], reconnection: false, forceNew: true });
-  onCleanup("admin socket", () => socket.disconnect());
-  return socket;
-}
 
-const outcome = (socket: Socket) =>
-  new Promise<string>((resolve) => {
-    socket.once("connect", () => resolve("connected"));
-    socket.once("connect_error", (error) => resolve(error.message));
-  });
 
 describe("logging: structured JSON lines, never a secret", () => {
   it("logs rejections, the election, dependency changes and the drain, and no secret, at LOG_LEVEL=debug", async () => {
@@ -67,8 +56,8 @@ describe("logging: structured JSON lines, never a secret", () => {
     expect((await connectError(proc.url, { token: null, extraHeaders: { authorization: `Bearer ${bearer}` } })).data).to.include({ code: "UNAUTHORIZED" });
     const socket = await connect(proc.url, { token: valid });
     expect(await rawRequest(socket, "auth:refresh", [{ token: refresh }])).to.deep.include({ ok: false });
-    expect(await outcome(adminSocket(proc.url, "wrong-password-3e5c7a9b1d"))).to.equal("invalid credentials");
-    expect(await outcome(adminSocket(proc.url, ADMIN_PASSWORD))).to.equal("connected");
+    expect(await outcome(adminSocket(proc.url, { username: "admin", password: "wrong-password-3e5c7a9b1d" }))).to.equal("invalid credentials");
+    expect(await outcome(adminSocket(proc.url, { username: "admin", password: ADMIN_PASSWORD }))).to.equal("connected");
 
     await redis.stop();
     await eventually(() => records(proc).some((r) => r.msg === "redis down"), "a redis down line", 15_000);
