@@ -63,6 +63,7 @@ export class TicketSubscription {
   readonly listeners = new Set<SubscriptionHandlers>();
   readonly sequencer: Sequencer;
   viewers: Viewer[] = [];
+  private presenceRev = -1;
   /** acknowledged on the current connection */
   active = false;
   private stopped = false;
@@ -126,7 +127,12 @@ export class TicketSubscription {
     this.watchGap();
   }
 
-  presence(viewers: Viewer[]): void {
+  /** Viewer lists can arrive out of order across instances: keep the one with the highest `rev`. */
+  presence(viewers: Viewer[], rev?: number): void {
+    if (rev !== undefined) {
+      if (rev < this.presenceRev) return;
+      this.presenceRev = rev;
+    }
     this.viewers = viewers;
     this.emit("onPresence", viewers, this.ticketId);
   }
@@ -162,7 +168,7 @@ export class TicketSubscription {
     if (outcome.reset) this.emit("onReset", { ticketId: this.ticketId, seq: ack.seq });
     this.emit("onSubscribed", { ticketId: this.ticketId, seq: ack.seq, resumed, replayed: ack.missed.length });
     this.deliver(outcome.deliver);
-    this.presence(ack.viewers);
+    this.presence(ack.viewers, ack.presenceRev);
     this.watchGap();
   }
 

@@ -204,7 +204,7 @@ export function createTicketClient(options: TicketClientOptions): TicketClient {
   });
 
   socket.on("ticket:update", (update) => subscriptions.get(update.ticketId)?.receive(update));
-  socket.on("ticket:presence", ({ ticketId, viewers }) => subscriptions.get(ticketId)?.presence(viewers));
+  socket.on("ticket:presence", ({ ticketId, viewers, rev }) => subscriptions.get(ticketId)?.presence(viewers, rev));
   socket.on("ticket:typing", (signal) => subscriptions.get(signal.ticketId)?.typing(signal));
   socket.on("ticket:revoked", ({ ticketId, reason }) => subscriptions.get(ticketId)?.revoked(reason));
   socket.on("auth:expired", () => tokens.markExpired());
