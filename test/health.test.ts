@@ -3,77 +3,17 @@
  * process keeps running, and everything comes back when Redis does. The outage tests run their
  * own redis-server on a free port (the shared one is never stopped).
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import { createServer } from "node:net";
 import { expect } from "chai";
-import { Redis } from "ioredis";
 import { ticketRoom } from "../src/protocol.js";
 import { collect, connect, eventually, request } from "./support/client.js";
-import { onCleanup } from "./support/cleanup.js";
 import { clusterEnv, randomPrefix, startCluster, type ClusterMode } from "./support/cluster.js";
 import { createTestDatabase } from "./support/db.js";
 import { spawnGateway } from "./support/process.js";
+import { startRedisServer } from "./support/redis-server.js";
 
 async function get(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** A private redis-server (no persistence) that a test may kill and restart on the same port. */
-class PrivateRedis {
-  private process: ChildProcess | undefined;
-  private constructor(readonly port: number) {}
-
-  static async start(): Promise<PrivateRedis> {
-    const redis = new PrivateRedis(await freePort());
-    onCleanup(`redis-server ${redis.port}`, () => redis.stop());
-    await redis.restart();
-    return redis;
-  }
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  async restart(): Promise<void> {
-    const child = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-    this.process = child;
-    const probe = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-    probe.on("error", () => undefined);
-    try {
-      await eventually(async () => {
-        if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`);
-        try {
-          if (probe.status !== "ready") await probe.connect();
-          return (await probe.ping()) === "PONG";
-        } catch {
-          probe.disconnect();
-          return false;
-        }
-      }, `redis-server on port ${this.port}`, 10_000, 50);
-    } finally {
-      probe.disconnect();
-    }
-  }
-
-  /** SIGKILL: an outage, not a polite shutdown. */
-  async stop(): Promise<void> {
-    const child = this.process;
-    this.process = undefined;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    child.kill("SIGKILL");
-    await once(child, "exit");
-  }
 }
 
 describe("health and readiness", () => {
@@ -87,7 +27,7 @@ describe("health and readiness", () => {
 
   it("goes unready (503, JSON reason) while its Redis is down, without crashing, and ready again after", async function () {
     this.timeout(60_000);
-    const redis = await PrivateRedis.start();
+    const redis = await startRedisServer();
     const databaseUrl = await createTestDatabase();
     const proc = await spawnGateway(clusterEnv({ mode: "classic", databaseUrl, prefix: randomPrefix(), redisUrl: redis.url }));
     expect((await get(`${proc.url}/readyz`)).status).to.equal(200);
@@ -103,7 +43,7 @@ describe("health and readiness", () => {
     const ack = await request(socket, "ticket:subscribe", { ticketId: "1" }, 10_000);
     expect(ack.ok === true || ["UNAVAILABLE"].includes(ack.error.code), JSON.stringify(ack)).to.equal(true);
 
-    await redis.restart();
+    await redis.start();
     await eventually(async () => (await get(`${proc.url}/readyz`)).status === 200, "/readyz back to 200", 20_000, 100);
     expect(proc.child.exitCode, proc.output.slice(-5).join("\n")).to.equal(null);
     expect(await request(socket, "ticket:subscribe", { ticketId: "2" })).to.include({ ok: true, ticketId: "2" });
@@ -112,7 +52,7 @@ describe("health and readiness", () => {
   for (const mode of ["classic", "sharded"] as ClusterMode[]) {
     it(`delivers across instances again after a Redis restart (${mode})`, async function () {
       this.timeout(60_000);
-      const redis = await PrivateRedis.start();
+      const redis = await startRedisServer();
       const cluster = await startCluster(2, { mode, redisUrl: redis.url });
       const subscriber = await connect(cluster.urls[1]!, { sub: "b" });
       await request(subscriber, "ticket:subscribe", { ticketId: "42" });
@@ -120,7 +60,7 @@ describe("health and readiness", () => {
 
       await redis.stop();
       await eventually(async () => (await get(`${cluster.urls[0]}/readyz`)).status === 503, "instance 0 unready", 15_000, 100);
-      await redis.restart();
+      await redis.start();
       await eventually(
         async () => (await Promise.all(cluster.urls.map((url) => get(`${url}/readyz`)))).every((r) => r.status === 200),
         "both instances ready again",
