@@ -28,7 +28,6 @@ import { handshakeMiddleware } from "./socket/handshake.js";
 import { evictLocal } from "./socket/eviction.js";
 import { setupObservability } from "./observability/index.js";
 import { watchPresence } from "./socket/subscriptions.js";
-import { emptyEventStore } from "./events/types.js";
 import { createOutageReplay } from "./events/outage-replay.js";
 
 export interface GatewayDeps {
@@ -148,7 +147,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       logger,
       metrics,
       verifier,
-      events: db.events ?? emptyEventStore,
+      events: db.events,
       evictions: db.evictions,
       presence,
       connectionLimiter: limits.connections,
@@ -168,9 +167,10 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       httpOptions.demo = demo;
     }
     const app = createHttpApp(checks, () => draining, httpOptions);
-    // engine.io answers /socket.io/ itself (long-polling); express must not 404 the same request
+    // engine.io answers its own path on this server (long-polling); if express answered it too (a
+    // 404), the client would get two responses and the process would crash on the second
     httpServer.on("request", (req, res) => {
-      if (!req.url?.startsWith("/socket.io/")) app(req, res);
+      if (!req.url?.startsWith(`${SOCKET_IO_PATH}/`)) app(req, res);
     });
     port = await listen(httpServer, config.port, config.host);
     stack.defer("socket.io", async () => {

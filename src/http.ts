@@ -19,11 +19,6 @@ export interface HttpAppOptions {
 export function createHttpApp(checks: Map<string, ReadinessCheck>, isDraining: () => boolean, options: HttpAppOptions = {}): Express {
   const app = express();
   app.disable("x-powered-by");
-  // engine.io answers its own path on the same HTTP server; if express answered it too (404), a
-  // long-polling client (browsers start with polling) would get two responses and crash the process
-  app.use((req, _res, next) => {
-    if (req.path !== SOCKET_IO_PATH && !req.path.startsWith(`${SOCKET_IO_PATH}/`)) next();
-  });
   app.get("/healthz", (_req, res) => {
     res.status(200).json({ status: "ok" });
   });

@@ -64,7 +64,6 @@ interface PendingRow {
 export class Listener {
   private stopped = false;
   private leader = false;
-  private client: pg.Client | undefined;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private dirty = true;
@@ -113,7 +112,6 @@ export class Listener {
       client.on("notification", (message) => this.onNotification(message));
       try {
         await client.connect();
-        this.client = client;
         this.options.metrics.listenerConnected.set(1);
         this.log.info({ dependency: "postgres", up: true }, "postgres up (listener session connected)");
         // let the server notice a vanished leader in seconds, freeing the lock for a standby
@@ -135,13 +133,11 @@ export class Listener {
           this.abdicate("connection lost");
           this.options.metrics.listenerConnected.set(0);
           await client.end().catch(() => undefined);
-          this.client = undefined;
           await this.idle(delay);
           continue;
         }
       }
       await this.resign(client);
-      this.client = undefined;
     }
   }
 

@@ -13,10 +13,3 @@ export interface History {
 export interface EventStore {
   history(ticketId: string, sinceSeq: number | undefined): Promise<History>;
 }
-
-/** Until a database is attached: nothing was ever published. */
-export const emptyEventStore: EventStore = {
-  async history() {
-    return { seq: 0, missed: [], recovered: true };
-  },
-};

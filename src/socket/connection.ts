@@ -5,7 +5,7 @@ import { guard, rejectUnknownEvent } from "./event-guard.js";
 import { refreshSchema, subscribeSchema, typingSchema, unsubscribeSchema } from "./schemas.js";
 import { armExpiry, disarmExpiry, refresh } from "./session.js";
 import { releaseSubscriptions, subscribe, unsubscribe } from "./subscriptions.js";
-import { relayTyping, stopTyping } from "./typing.js";
+import { relayTyping } from "./typing.js";
 import { userRoom } from "../protocol.js";
 
 const KNOWN_EVENTS = new Set(["ticket:subscribe", "ticket:unsubscribe", "ticket:typing", "auth:refresh"]);
@@ -20,10 +20,7 @@ export function onConnection(ctx: SocketContext, socket: GatewaySocket): void {
   armExpiry(socket);
 
   socket.on("ticket:subscribe", guard(ctx, socket, "ticket:subscribe", subscribeSchema, (req) => subscribe(ctx, socket, req.ticketId, req.sinceSeq)));
-  socket.on("ticket:unsubscribe", guard(ctx, socket, "ticket:unsubscribe", unsubscribeSchema, (req) => {
-    stopTyping(socket, req.ticketId);
-    return unsubscribe(ctx, socket, req.ticketId);
-  }));
+  socket.on("ticket:unsubscribe", guard(ctx, socket, "ticket:unsubscribe", unsubscribeSchema, (req) => unsubscribe(ctx, socket, req.ticketId)));
   socket.on("ticket:typing", guard(ctx, socket, "ticket:typing", typingSchema, (req) => relayTyping(ctx, socket, req.ticketId, req.typing)));
   socket.on("auth:refresh", guard(ctx, socket, "auth:refresh", refreshSchema, (req) => refresh(ctx, socket, req.token)));
   socket.onAny((event: unknown, ...args: unknown[]) => {
@@ -34,7 +31,6 @@ export function onConnection(ctx: SocketContext, socket: GatewaySocket): void {
   socket.on("disconnect", (reason) => {
     ctx.metrics.connections.dec();
     disarmExpiry(socket);
-    stopTyping(socket);
     ctx.eventLimiter.forget(socket.id);
     log.debug({ reason }, "disconnected");
     releaseSubscriptions(ctx, socket).catch((error: unknown) =>

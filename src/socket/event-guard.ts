@@ -38,6 +38,18 @@ export async function admitEvent(ctx: SocketContext, socket: GatewaySocket, even
   return false;
 }
 
+/**
+ * Answer through the ack, or (no ack) through `gateway:error` so the client still learns of a
+ * failure; every answer is counted under `metricEvent` (a fixed name, never client-chosen).
+ */
+function replier(ctx: SocketContext, socket: GatewaySocket, metricEvent: string, event: string, ack: AckFn | undefined) {
+  return (response: Ack<object>) => {
+    ctx.metrics.clientEvents.inc({ event: metricEvent, result: response.ok ? "ok" : response.error.code });
+    if (ack) ack(response);
+    else if (!response.ok) socket.emit("gateway:error", { event, error: response.error });
+  };
+}
+
 export function guard<S extends z.ZodType, R extends object>(
   ctx: SocketContext,
   socket: GatewaySocket,
@@ -47,11 +59,7 @@ export function guard<S extends z.ZodType, R extends object>(
 ) {
   return async (...args: unknown[]): Promise<void> => {
     const ack = typeof args[args.length - 1] === "function" ? (args.pop() as AckFn) : undefined;
-    const reply = (response: Ack<object>) => {
-      ctx.metrics.clientEvents.inc({ event, result: response.ok ? "ok" : response.error.code });
-      if (ack) ack(response);
-      else if (!response.ok) socket.emit("gateway:error", { event, error: response.error });
-    };
+    const reply = replier(ctx, socket, event, event, ack);
     try {
       if (!(await admitEvent(ctx, socket, event, reply))) return;
       if (!ack) return reply(errorAck(ErrorCode.INVALID_PAYLOAD, `${event} requires an acknowledgement callback`));
@@ -72,12 +80,8 @@ export function guard<S extends z.ZodType, R extends object>(
 export async function rejectUnknownEvent(ctx: SocketContext, socket: GatewaySocket, event: unknown, args: unknown[]): Promise<void> {
   const name = typeof event === "string" ? event.slice(0, 64) : "(non-string)";
   const ack = typeof args[args.length - 1] === "function" ? (args[args.length - 1] as AckFn) : undefined;
-  const reply = (response: Ack<object>) => {
-    // the label stays "unknown": a client must not be able to mint label values
-    ctx.metrics.clientEvents.inc({ event: "unknown", result: response.ok ? "ok" : response.error.code });
-    if (ack) ack(response);
-    else if (!response.ok) socket.emit("gateway:error", { event: name, error: response.error });
-  };
+  // the label stays "unknown": a client must not be able to mint label values
+  const reply = replier(ctx, socket, "unknown", name, ack);
   try {
     if (!(await admitEvent(ctx, socket, name, reply))) return;
     reply(errorAck(ErrorCode.INVALID_PAYLOAD, `unknown event ${name}`));
