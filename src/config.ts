@@ -60,6 +60,10 @@ export interface GatewayConfig {
   corsOrigins: string[];
   /** @default 7 days */
   eventRetentionMs: number;
+  /** how often each instance checks its rooms against the outbox heads (RECONCILE_INTERVAL). @default 2000 */
+  reconcileIntervalMs: number;
+  /** a leader that has not renewed its lease for this long is ended by a standby (LEADER_LEASE). @default 5000 */
+  leaderLeaseMs: number;
   /** @default 20000 */
   shutdownGraceMs: number;
   /** @default "info" */
@@ -247,6 +251,8 @@ export function loadConfig(env: Env = {}, options: LoadOptions = {}): GatewayCon
     trustProxy: integer(env, "TRUST_PROXY", 0, 0, 32),
     corsOrigins: cors,
     eventRetentionMs: duration(env, "EVENT_RETENTION", 7 * 86_400_000, 1000),
+    reconcileIntervalMs: duration(env, "RECONCILE_INTERVAL", 2000, 100),
+    leaderLeaseMs: duration(env, "LEADER_LEASE", 5000, 1000),
     shutdownGraceMs: duration(env, "SHUTDOWN_GRACE_MS", 20_000),
     logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, "info"),
     dataDir: read(env, "DATA_DIR") ?? ".data",

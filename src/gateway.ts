@@ -20,15 +20,15 @@ import { createLimits } from "./limits/index.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { createPresence } from "./presence/index.js";
-import { ticketRoom, type TicketUpdate } from "./protocol.js";
 import { createRedisClients, redisAdapter, type RedisClients } from "./redis.js";
 import { onConnection } from "./socket/connection.js";
-import type { GatewayServer, SocketContext } from "./socket/context.js";
+import type { SocketContext } from "./socket/context.js";
+import type { GatewayServer } from "./io-types.js";
+import { createDelivery, type Delivery } from "./delivery/index.js";
 import { handshakeMiddleware } from "./socket/handshake.js";
 import { evictLocal } from "./socket/eviction.js";
 import { setupObservability } from "./observability/index.js";
 import { watchPresence } from "./socket/subscriptions.js";
-import { createOutageReplay } from "./events/outage-replay.js";
 
 export interface GatewayDeps {
   logger?: Logger;
@@ -45,6 +45,8 @@ export interface Gateway {
   readonly metricsPort: number;
   /** the database, once started (undefined before) */
   readonly database: Database | undefined;
+  /** the delivery pipeline, once started (undefined before) */
+  readonly delivery: Delivery | undefined;
   /** the Redis clients in cluster mode, once started (read-only: tests observe pub/sub traffic) */
   readonly redis: RedisClients | undefined;
   start(): Promise<void>;
@@ -96,6 +98,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
   let port = -1;
   let metricsPort = -1;
   let database: Database | undefined;
+  let delivery: Delivery | undefined;
   let redisClients: RedisClients | undefined;
   let stopPromise: Promise<void> | undefined;
   let ctx: SocketContext | undefined;
@@ -141,13 +144,24 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     const jwtConfig =
       config.jwt.secret || config.jwt.publicKey || config.jwt.jwksUrl ? config.jwt : { ...config.jwt, secret: await loadOrCreateDevSecret(config.dataDir) };
     const verifier: TokenVerifier = createTokenVerifier(jwtConfig);
+    const pipeline = createDelivery({
+      config,
+      io,
+      pool: db.pool,
+      connectionString: db.url,
+      redis,
+      logger,
+      metrics,
+      evict: ({ ticketId, userId, evictedAt }) => void evictLocal(context, ticketId, userId, "evicted", evictedAt),
+    });
+    delivery = pipeline;
     const context: SocketContext = {
       config,
       io,
       logger,
       metrics,
       verifier,
-      events: db.events,
+      delivery: pipeline,
       evictions: db.evictions,
       presence,
       connectionLimiter: limits.connections,
@@ -178,20 +192,9 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       httpServer.closeAllConnections();
     });
 
-    await db.startListener({
-      emitUpdate: (update: TicketUpdate) => io.to(ticketRoom(update.ticketId)).emit("ticket:update", update),
-      evict: (ticketId, userId, reason) => evict(ticketId, userId, reason),
-      // an emit into a disconnected Redis would reach only this instance: hold events until it returns
-      canDispatch: () => redis === undefined || redis.ready(),
-    });
-    if (redis) {
-      const replay = createOutageReplay(io, (ids, since) => db.readSince(ids, since), logger);
-      stack.defer("outage replay", () => replay.stop());
-      redis.onChange((ready) => {
-        if (ready) db.listener?.poke();
-        replay.onRedisChange(ready);
-      });
-    }
+    pipeline.start();
+    stack.defer("delivery", () => pipeline.stop());
+    if (redis) redis.onChange((ready) => ready && pipeline.poke());
 
     if (config.metricsPort >= 0) {
       const metricsServer = createMetricsServer(metrics.registry);
@@ -222,7 +225,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
         const left = await drainSockets(io, { spreadMs: grace * 0.5, deadlineMs: grace * 0.8 });
         if (left > 0) logger.warn({ left }, "drain deadline reached; closing the remaining connections");
       }
-      await stack.close((name, error) => logger.error({ resource: name, err: coerceError(error).message }, "release failed"));
+      await stack.close((name, error) => logger.error({ resource: name, err: coerceError(error) }, "release failed"));
       logger.info({ reason }, "stopped");
     })();
     return stopPromise;
@@ -241,6 +244,9 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     },
     get database() {
       return database;
+    },
+    get delivery() {
+      return delivery;
     },
     get redis() {
       return redisClients;

@@ -50,7 +50,7 @@ export function createMetrics(instanceId: string) {
     }),
     listenerBacklog: new Gauge({
       name: "gateway_listener_backlog",
-      help: "Committed events waiting in realtime.pending_dispatch (read at scrape time)",
+      help: "Committed events the leader has not sequenced yet (read at scrape time)",
       registers,
     }),
     listenerOldestPendingAge: new Gauge({
@@ -78,6 +78,33 @@ export function createMetrics(instanceId: string) {
     recoveredEvents: new Counter({
       name: "gateway_recovered_events_total",
       help: "Events replayed to resubscribing clients (missed)",
+      registers,
+    }),
+    reconciledEvents: new Counter({
+      name: "gateway_reconciled_events_total",
+      help: "Events this instance repaired from the outbox (a gap or a tail the bus did not bring)",
+      registers,
+    }),
+    duplicatesDropped: new Counter({
+      name: "gateway_delivery_duplicates_total",
+      help: "Events dropped because this instance had delivered their seq already (echoes, late or repeated publishes)",
+      registers,
+    }),
+    repairs: new Counter({
+      name: "gateway_delivery_repairs_total",
+      help: "Repair reads of the outbox by result (ok, failed: retried with backoff)",
+      labelNames: ["result"] as const,
+      registers,
+    }),
+    repairLag: new Histogram({
+      name: "gateway_delivery_repair_lag_seconds",
+      help: "Time a room spent behind the outbox, from the gap's detection to its repair",
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    busPublishFailures: new Counter({
+      name: "gateway_delivery_publish_failures_total",
+      help: "Publishes of sequenced events to Redis that failed (the instances repair them from the outbox)",
       registers,
     }),
     malformedNotifications: new Counter({

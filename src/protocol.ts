@@ -107,9 +107,19 @@ export interface HandshakeErrorData {
   retryAfterMs?: number;
 }
 
+/** A ticket id: 1–128 of A-Z a-z 0-9 _ . : @ - (the SQL functions check the same pattern). */
+export const TICKET_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
+export function isTicketId(value: string): boolean {
+  return TICKET_ID_PATTERN.test(value);
+}
+
 const TICKET_ROOM_PREFIX = "ticket:";
 export function ticketRoom(ticketId: TicketId): string {
   return TICKET_ROOM_PREFIX + ticketId;
+}
+/** The ticket of a `ticket:` room name, or undefined for any other room. */
+export function ticketOfRoom(room: string): TicketId | undefined {
+  return room.startsWith(TICKET_ROOM_PREFIX) ? room.slice(TICKET_ROOM_PREFIX.length) : undefined;
 }
 export function userRoom(userId: string): string {
   return `user:${userId}`;

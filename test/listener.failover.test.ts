@@ -50,7 +50,7 @@ describe("listener failover", () => {
     await Promise.all(writers);
 
     const heads = new Map(
-      (await sql<{ ticket_id: string; last_seq: string }>(databaseUrl, "SELECT ticket_id, last_seq FROM realtime.ticket_seqs")).map((r) => [r.ticket_id, Number(r.last_seq)]),
+      (await sql<{ ticket_id: string; last_seq: string }>(databaseUrl, "SELECT ticket_id, last_seq FROM realtime.ticket_heads")).map((r) => [r.ticket_id, Number(r.last_seq)]),
     );
     await eventually(
       () => histories.every((h) => tickets.every((t) => (h.delivered.get(t)?.length ?? 0) >= heads.get(t)!)),

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import pg from "pg";
-import { LEADER_LOCK } from "../src/db/listener.js";
+import { LEADER_LOCK } from "../src/delivery/leader.js";
 import type { Gateway } from "../src/gateway.js";
 import { collect, connect, connectError, eventually, request, token, type TestSocket } from "./support/client.js";
 import { onCleanup } from "./support/cleanup.js";

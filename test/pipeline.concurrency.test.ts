@@ -35,7 +35,7 @@ describe("PostgreSQL pipeline: concurrent writers", () => {
     });
     await Promise.all(writers);
     const heads = new Map(
-      (await sql<{ ticket_id: string; last_seq: string }>(cluster.databaseUrl, "SELECT ticket_id, last_seq FROM realtime.ticket_seqs")).map((r) => [r.ticket_id, Number(r.last_seq)]),
+      (await sql<{ ticket_id: string; last_seq: string }>(cluster.databaseUrl, "SELECT ticket_id, last_seq FROM realtime.ticket_heads")).map((r) => [r.ticket_id, Number(r.last_seq)]),
     );
     for (const ticketId of tickets) expect(heads.get(ticketId), ticketId).to.be.greaterThan(10);
     await eventually(
@@ -51,6 +51,6 @@ describe("PostgreSQL pipeline: concurrent writers", () => {
     const events = await sql<{ n: number }>(cluster.databaseUrl, "SELECT count(*)::int AS n FROM realtime.ticket_events");
     expect(events[0]!.n).to.equal([...heads.values()].reduce((a, b) => a + b, 0));
     // emitted before the dispatch transaction commits: the queue empties right after
-    await eventually(async () => (await sql(cluster.databaseUrl, "SELECT 1 FROM realtime.pending_dispatch")).length === 0, "an empty dispatch queue");
+    await eventually(async () => (await sql(cluster.databaseUrl, "SELECT 1 FROM realtime.ticket_events WHERE seq IS NULL")).length === 0, "an empty dispatch queue");
   });
 });

@@ -1,9 +1,9 @@
 import { expect } from "chai";
 import pg from "pg";
-import { createPgEventStore, MAX_REPLAY } from "../src/db/event-store.js";
+import { createHistory, MAX_REPLAY } from "../src/delivery/history.js";
 import { connect, eventually, request } from "./support/client.js";
 import { startCluster } from "./support/cluster.js";
-import { createTestDatabase, sql } from "./support/db.js";
+import { createTestDatabase, sql, waitSequenced } from "./support/db.js";
 import { onCleanup } from "./support/cleanup.js";
 import { range } from "./support/history.js";
 
@@ -44,9 +44,9 @@ describe("recovery with sinceSeq", () => {
     const cluster = await startCluster(1, { env: { EVENT_RETENTION: "1s" } });
     await publish(cluster.databaseUrl, "P", 10);
     const socket = await connect(cluster.urls[0]!);
-    await eventually(async () => (await sql(cluster.databaseUrl, "SELECT 1 FROM realtime.pending_dispatch")).length === 0, "dispatch");
+    await waitSequenced(cluster.databaseUrl);
     await new Promise((resolve) => setTimeout(resolve, 1200));
-    await cluster.gateways[0]!.database!.listener!.pruneNow();
+    await cluster.gateways[0]!.delivery!.pruneNow();
     expect(await sql(cluster.databaseUrl, "SELECT count(*)::int AS n FROM realtime.ticket_events")).to.deep.equal([{ n: 0 }]);
     const ack = await request(socket, "ticket:subscribe", { ticketId: "P", sinceSeq: 4 });
     expect(ack).to.deep.include({ ok: true, recovered: false, seq: 10, missed: [] });
@@ -59,6 +59,7 @@ describe("recovery with sinceSeq", () => {
   it(`beyond ${MAX_REPLAY} missed events the client is told to reload`, async () => {
     const cluster = await startCluster(1, { mode: "single" });
     await publish(cluster.databaseUrl, "M", MAX_REPLAY + 5);
+    await waitSequenced(cluster.databaseUrl);
     const socket = await connect(cluster.urls[0]!);
     const tooFar = await request(socket, "ticket:subscribe", { ticketId: "M", sinceSeq: 2 });
     expect(tooFar).to.deep.include({ ok: true, recovered: false, seq: MAX_REPLAY + 5, missed: [] });
@@ -75,12 +76,14 @@ describe("recovery with sinceSeq", () => {
     onCleanup("pool", () => pool.end());
     let queries = 0;
     const counting = { query: (...args: unknown[]) => ((queries += 1), (pool.query as (...a: unknown[]) => unknown)(...args)) } as unknown as pg.Pool;
-    const store = createPgEventStore(counting);
-    const results = await Promise.all(Array.from({ length: 3000 }, (_, i) => store.history("hot", i % 50)));
+    const history = createHistory(counting);
+    await startCluster(1, { mode: "single", databaseUrl: url }); // its leader numbers the events
+    await waitSequenced(url);
+    const results = await Promise.all(Array.from({ length: 3000 }, (_, i) => history.view("hot", i % 50)));
     expect(queries).to.be.at.most(2);
     results.forEach((result, i) => {
       expect(result.recovered).to.equal(true);
-      expect(result.missed.map((u) => u.seq)).to.deep.equal(range(50).slice(i % 50));
+      expect(result.events.map((u) => u.seq)).to.deep.equal(range(50).slice(i % 50));
     });
   });
 });

@@ -1,10 +1,13 @@
 /**
- * What `realtime.evictions` says about re-subscription, without a query on the subscribe path.
+ * What `realtime.evictions` says about re-subscription, with memory that stays bounded however
+ * many evictions accumulate.
  *
- * Every instance holds the (small: rows are pruned after EVENT_RETENTION) table in memory: loaded
- * at start, updated at once when a `ticket:evict` reaches the instance (`note`), and re-read every
- * `pollMs` as a safety net for a message lost in a Redis blip. Until the first load succeeds a
- * lookup asks PostgreSQL directly, so a fresh instance never lets an evicted user back in.
+ * A subscribe asks "when was this user last evicted from this ticket?". The answer is read per
+ * ticket on first need (one indexed query; concurrent asks share it) and kept for `ttlMs` in an
+ * LRU of at most `maxTickets` tickets. Evictions this instance hears of (their message, or the
+ * reconciler's rounds) are noted at once in a second bounded map, so a cached ticket never hides
+ * a newer eviction. A ticket with more than `rowsPerTicket` evictions is not cached whole: its
+ * misses ask PostgreSQL per user.
  */
 import type pg from "pg";
 import { coerceError } from "../errors.js";
@@ -13,92 +16,104 @@ import type { Logger } from "../logger.js";
 export interface EvictionRegistry {
   /** when `userId` was last evicted from `ticketId` (ms since the epoch), or undefined */
   evictedAt(ticketId: string, userId: string): Promise<number | undefined>;
-  /** an eviction just reached this instance: apply it now, then read its exact time */
-  note(ticketId: string, userId: string): void;
+  /** an eviction reached this instance; `at` is its evicted_at when known (else now) */
+  note(ticketId: string, userId: string, at?: number): void;
+  /** entries held in memory (tickets cached + noted evictions), for tests and metrics */
+  size(): number;
   close(): Promise<void>;
 }
 
 export interface EvictionRegistryOptions {
   pool: pg.Pool;
   logger: Logger;
-  /** rows older than this are pruned by the listener, and forgotten here */
-  retentionMs: number;
   /** @default 10000 */
-  pollMs?: number;
+  maxTickets?: number;
+  /** @default 1000 */
+  rowsPerTicket?: number;
+  /** @default 60000 */
+  ttlMs?: number;
+  /** @default 50000 */
+  maxNoted?: number;
 }
 
-// a transaction may commit an eviction some time after it stamped evicted_at: re-read that far back
-const OVERLAP_MS = 120_000;
+interface Entry {
+  loadedAt: number;
+  users: Map<string, number>;
+  /** false: the ticket has more rows than were loaded */
+  complete: boolean;
+}
+
 const key = (ticketId: string, userId: string) => `${ticketId}\u0000${userId}`;
 
-export function createEvictionRegistry({ pool, logger, retentionMs, pollMs = 10_000 }: EvictionRegistryOptions): EvictionRegistry {
+export function createEvictionRegistry(options: EvictionRegistryOptions): EvictionRegistry {
+  const { pool, logger, maxTickets = 10_000, rowsPerTicket = 1000, ttlMs = 60_000, maxNoted = 50_000 } = options;
   const log = logger.child({ component: "evictions" });
-  const known = new Map<string, number>();
-  let loaded = false;
-  let watermark = 0;
-  let closed = false;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> = Promise.resolve();
+  const tickets = new Map<string, Entry>();
+  const loading = new Map<string, Promise<Entry>>();
+  const noted = new Map<string, number>();
 
-  function remember(ticketId: string, userId: string, at: number): void {
-    const k = key(ticketId, userId);
-    if ((known.get(k) ?? -Infinity) < at) known.set(k, at);
+  function touch<K, V>(map: Map<K, V>, k: K, v: V, max: number): void {
+    map.delete(k);
+    map.set(k, v);
+    if (map.size > max) map.delete(map.keys().next().value as K);
   }
 
-  async function refresh(): Promise<void> {
-    const since = loaded ? new Date(watermark - OVERLAP_MS) : new Date(0);
-    const { rows } = await pool.query<{ ticket_id: string; user_id: string; evicted_at: Date }>(
-      "SELECT ticket_id, user_id, evicted_at FROM realtime.evictions WHERE evicted_at >= $1",
-      [since],
+  async function load(ticketId: string): Promise<Entry> {
+    const { rows } = await pool.query<{ user_id: string; evicted_at: Date }>(
+      "SELECT user_id, evicted_at FROM realtime.evictions WHERE ticket_id = $1 LIMIT $2",
+      [ticketId, rowsPerTicket + 1],
     );
-    for (const row of rows) {
-      const at = row.evicted_at.getTime();
-      remember(row.ticket_id, row.user_id, at);
-      watermark = Math.max(watermark, at);
-    }
-    const horizon = Date.now() - retentionMs;
-    for (const [k, at] of known) if (at < horizon) known.delete(k);
-    loaded = true;
+    const entry: Entry = {
+      loadedAt: Date.now(),
+      users: new Map(rows.slice(0, rowsPerTicket).map((row) => [row.user_id, row.evicted_at.getTime()])),
+      complete: rows.length <= rowsPerTicket,
+    };
+    touch(tickets, ticketId, entry, maxTickets);
+    return entry;
   }
 
-  function poll(): void {
-    if (closed) return;
-    running = refresh()
-      .catch((error: unknown) => log.warn({ err: coerceError(error).message, dependency: "postgres" }, "eviction refresh failed"))
-      .finally(() => {
-        if (!closed) timer = setTimeout(poll, pollMs);
-      });
+  async function entryFor(ticketId: string): Promise<Entry> {
+    const cached = tickets.get(ticketId);
+    if (cached && Date.now() - cached.loadedAt < ttlMs) return cached;
+    let pending = loading.get(ticketId);
+    if (!pending) {
+      pending = load(ticketId).finally(() => loading.delete(ticketId));
+      loading.set(ticketId, pending);
+    }
+    return pending;
   }
-  poll();
+
+  async function stored(ticketId: string, userId: string): Promise<number | undefined> {
+    const entry = await entryFor(ticketId);
+    const at = entry.users.get(userId);
+    if (at !== undefined || entry.complete) return at;
+    const { rows } = await pool.query<{ evicted_at: Date }>("SELECT evicted_at FROM realtime.evictions WHERE ticket_id = $1 AND user_id = $2", [
+      ticketId,
+      userId,
+    ]);
+    return rows[0]?.evicted_at.getTime();
+  }
 
   return {
     async evictedAt(ticketId, userId) {
-      if (loaded) return known.get(key(ticketId, userId));
-      const { rows } = await pool.query<{ evicted_at: Date }>(
-        "SELECT evicted_at FROM realtime.evictions WHERE ticket_id = $1 AND user_id = $2",
-        [ticketId, userId],
-      );
-      const at = rows[0]?.evicted_at.getTime();
-      const noted = known.get(key(ticketId, userId));
-      return at === undefined ? noted : Math.max(at, noted ?? at);
+      const fromDb = await stored(ticketId, userId);
+      const heard = noted.get(key(ticketId, userId));
+      if (fromDb === undefined) return heard;
+      return heard === undefined ? fromDb : Math.max(fromDb, heard);
     },
-    note(ticketId, userId) {
-      // now is a hair later than evicted_at: it refuses, for a moment, a token minted in between
-      // (safe side); the exact time replaces it below. An eviction through gateway.evict() has no
-      // row and keeps this time, on the instances that heard it.
-      known.set(key(ticketId, userId), Date.now());
-      pool
-        .query<{ evicted_at: Date }>("SELECT evicted_at FROM realtime.evictions WHERE ticket_id = $1 AND user_id = $2", [ticketId, userId])
-        .then(({ rows }) => {
-          const at = rows[0]?.evicted_at.getTime();
-          if (at !== undefined && at >= Date.now() - OVERLAP_MS) known.set(key(ticketId, userId), at);
-        })
-        .catch((error: unknown) => log.debug({ err: coerceError(error).message }, "eviction lookup failed"));
+    note(ticketId, userId, at) {
+      const k = key(ticketId, userId);
+      // without a time (gateway.evict() has no row), now is a hair later than any evicted_at: it
+      // refuses, for a moment, a token minted in between (the safe side)
+      const time = at ?? Date.now();
+      if ((noted.get(k) ?? -Infinity) >= time) return;
+      touch(noted, k, time, maxNoted);
+      const entry = tickets.get(ticketId);
+      if (entry && (entry.users.get(userId) ?? -Infinity) < time) entry.users.set(userId, time);
     },
+    size: () => tickets.size + noted.size,
     async close() {
-      closed = true;
-      clearTimeout(timer);
-      await running;
+      await Promise.allSettled([...loading.values()]).catch((error: unknown) => log.debug({ err: coerceError(error) }, "eviction load failed at close"));
     },
   };
 }

@@ -1,19 +1,16 @@
 /**
  * The PostgreSQL side of a gateway: the connection (external or embedded), migrations at start,
- * the history reader and the elected listener.
+ * the pool, and the eviction registry. The delivery pipeline (src/delivery) runs on the pool.
  */
+import type pg from "pg";
 import type { GatewayConfig } from "../config.js";
 import { coerceError } from "../errors.js";
-import type { EventStore } from "../events/types.js";
 import { withTimeout } from "../lifecycle.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { ResourceStack } from "../lifecycle.js";
 import { startEmbedded, seedDemo } from "./embedded.js";
-import { createPgEventStore, readSince } from "./event-store.js";
-import type { TicketUpdate } from "../protocol.js";
 import { createEvictionRegistry, type EvictionRegistry } from "./evictions.js";
-import { Listener, type Dispatcher } from "./listener.js";
 import { migrate } from "./migrate.js";
 import { createPool } from "./pool.js";
 import { collectListenerStats } from "../observability/listener-stats.js";
@@ -21,15 +18,11 @@ import { collectListenerStats } from "../observability/listener-stats.js";
 export interface Database {
   url: string;
   embedded: boolean;
-  events: EventStore;
-  /** events of these tickets written since a time (replay after a Redis outage) */
-  readSince(ticketIds: string[], since: Date): Promise<TicketUpdate[]>;
+  pool: pg.Pool;
   /** realtime.evictions, cached for the re-subscription rule */
   evictions: EvictionRegistry;
-  listener: Listener | undefined;
   /** a readiness reason, or undefined when PostgreSQL answers */
   check(): Promise<string | undefined>;
-  startListener(dispatcher: Dispatcher): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -54,19 +47,13 @@ export async function openDatabase({ config, logger, metrics }: DatabaseOptions)
     const pool = createPool(url, logger);
     stack.defer("pg pool", () => pool.end());
     collectListenerStats(pool, metrics, logger);
-    const evictions = createEvictionRegistry({ pool, logger, retentionMs: config.eventRetentionMs });
+    const evictions = createEvictionRegistry({ pool, logger });
     stack.defer("evictions", () => evictions.close());
-    let listener: Listener | undefined;
-    const connectionString = url;
     return {
       url,
       embedded,
-      events: createPgEventStore(pool),
-      readSince: (ticketIds, since) => readSince(pool, ticketIds, since),
+      pool,
       evictions,
-      get listener() {
-        return listener;
-      },
       async check() {
         try {
           await withTimeout(pool.query("SELECT 1"), 1500, "postgres ping");
@@ -74,19 +61,6 @@ export async function openDatabase({ config, logger, metrics }: DatabaseOptions)
         } catch (error) {
           return `postgres unreachable: ${coerceError(error).message}`;
         }
-      },
-      async startListener(dispatcher) {
-        listener = new Listener({
-          connectionString,
-          channel: config.pgChannel,
-          retentionMs: config.eventRetentionMs,
-          logger,
-          metrics,
-          dispatcher,
-        });
-        const started = listener;
-        started.start();
-        stack.defer("listener", () => started.stop());
       },
       close: () => stack.close(),
     };

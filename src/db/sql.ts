@@ -127,6 +127,68 @@ BEGIN
 END $$;
 `,
   },
+  {
+    version: 2,
+    name: "seq assigned by the leader after commit, leader lease",
+    sql: /* sql */ `
+-- The writer pays one INSERT: the seq is assigned after commit by the elected leader, in the order
+-- the commits became visible to it. A NULL seq marks an event that is committed but not yet
+-- sequenced; the partial index is the dispatch queue.
+ALTER TABLE realtime.ticket_events ALTER COLUMN seq DROP NOT NULL;
+CREATE INDEX ticket_events_unsequenced_idx ON realtime.ticket_events (id) WHERE seq IS NULL;
+
+-- the last seq the leader assigned per ticket; only the leader writes it, so no writer waits on it
+ALTER TABLE realtime.ticket_seqs RENAME TO ticket_heads;
+ALTER TABLE realtime.ticket_heads RENAME CONSTRAINT ticket_seqs_pkey TO ticket_heads_pkey;
+
+-- events still queued under the old scheme already have their seq: instances repair them from the
+-- outbox (reconciliation), so the queue can go
+DROP TABLE realtime.pending_dispatch;
+
+-- evictions reach instances by reconciliation too: no dispatched flag to flip on every batch
+DROP INDEX realtime.evictions_pending_idx;
+ALTER TABLE realtime.evictions DROP COLUMN dispatched;
+CREATE INDEX evictions_evicted_at_idx ON realtime.evictions (evicted_at);
+
+-- the leader's lease: renewed by the leader's session; a standby that finds it expired ends that
+-- session, so a frozen leader loses its advisory lock and cannot commit a sequencing batch
+CREATE TABLE realtime.leader (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  instance_id text NOT NULL,
+  pid integer NOT NULL,
+  lease_ms integer NOT NULL,
+  renewed_at timestamptz NOT NULL
+);
+
+CREATE OR REPLACE FUNCTION realtime.publish_ticket_event(ticket_id text, type text, data jsonb DEFAULT '{}'::jsonb)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  new_id bigint;
+BEGIN
+  PERFORM realtime.check_ticket_id(publish_ticket_event.ticket_id);
+  IF publish_ticket_event.type IS NULL OR length(publish_ticket_event.type) NOT BETWEEN 1 AND 200 THEN
+    RAISE EXCEPTION 'realtime.publish_ticket_event: type must be 1-200 characters' USING ERRCODE = '22023';
+  END IF;
+  INSERT INTO realtime.ticket_events (ticket_id, type, data)
+    VALUES (publish_ticket_event.ticket_id, publish_ticket_event.type, coalesce(publish_ticket_event.data, 'null'::jsonb))
+    RETURNING id INTO new_id;
+  -- a constant payload: PostgreSQL folds the wake-ups of one transaction into one
+  PERFORM pg_notify(realtime.notify_channel(), '');
+  RETURN new_id;
+END $$;
+
+CREATE OR REPLACE FUNCTION realtime.evict(ticket_id text, user_id text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM realtime.check_ticket_id(evict.ticket_id);
+  IF evict.user_id IS NULL OR length(evict.user_id) NOT BETWEEN 1 AND 256 THEN
+    RAISE EXCEPTION 'realtime.evict: user_id must be 1-256 characters' USING ERRCODE = '22023';
+  END IF;
+  INSERT INTO realtime.evictions AS e (ticket_id, user_id) VALUES (evict.ticket_id, evict.user_id)
+    ON CONFLICT ON CONSTRAINT evictions_pkey DO UPDATE SET evicted_at = clock_timestamp();
+  PERFORM pg_notify(realtime.notify_channel(), 'realtime:evict');
+END $$;
+`,
+  },
 ];
 
 /** Re-created on every migrate run, so PG_CHANNEL may change without a schema version. */

@@ -48,7 +48,7 @@ export class DemoStore {
       const ticket = await client.query<TicketRow>("SELECT * FROM public.tickets WHERE id = $1", [id]);
       if (!ticket.rows[0]) return undefined;
       const comments = await client.query<CommentRow>("SELECT * FROM public.ticket_comments WHERE ticket_id = $1 ORDER BY id", [id]);
-      const seq = await client.query<{ last_seq: string }>("SELECT last_seq FROM realtime.ticket_seqs WHERE ticket_id = $1", [id]);
+      const seq = await client.query<{ last_seq: string }>("SELECT last_seq FROM realtime.ticket_heads WHERE ticket_id = $1", [id]);
       return { ticket: ticket.rows[0], comments: comments.rows, seq: Number(seq.rows[0]?.last_seq ?? 0) };
     } finally {
       await client.query("ROLLBACK").catch(() => undefined);

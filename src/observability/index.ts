@@ -1,6 +1,6 @@
 /**
- * Observability wiring that needs the Socket.IO server once its adapter is chosen: delivery
- * latency on every instance, the MAX_CONNECTIONS gauge the alerts divide by, and the optional
+ * Observability wiring that needs the Socket.IO server once its adapter is chosen: the
+ * MAX_CONNECTIONS gauge the alerts divide by, and the optional
  * admin UI. (The listener-health gauges are wired with the pool, in src/db/index.ts.)
  */
 import type { GatewayConfig } from "../config.js";
@@ -8,12 +8,10 @@ import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import type { GatewayServer } from "../socket/context.js";
 import { ADMIN_UI_NAMESPACE, ADMIN_UI_USERNAME, mountAdminUi } from "./admin-ui.js";
-import { observeDeliveryLatency } from "./delivery-latency.js";
 
 /** Call after `io.adapter(...)`; returns the releaser for the gateway's resource stack. */
 export function setupObservability(io: GatewayServer, config: GatewayConfig, metrics: Metrics, logger: Logger): () => void {
   metrics.maxConnections.set(config.maxConnections);
-  observeDeliveryLatency(io, metrics.updateLatency);
   if (!config.adminUiPassword) return () => undefined;
   const stop = mountAdminUi(io, config.adminUiPassword, config.instanceId);
   logger.info({ namespace: ADMIN_UI_NAMESPACE, username: ADMIN_UI_USERNAME }, "admin UI enabled (basic auth, read-only)");

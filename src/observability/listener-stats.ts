@@ -1,10 +1,10 @@
 /**
- * Listener health read from PostgreSQL when Prometheus scrapes: the pending-dispatch backlog, the
+ * Leader health read from PostgreSQL when Prometheus scrapes: the unsequenced backlog, the
  * age of its oldest event, and `pg_notification_queue_usage()`.
  *
  * Every instance reads them, not only the leader: the backlog matters most exactly when no
  * instance leads (or the leader is stuck), and then a leader-only gauge would read 0. The query
- * is two index lookups and a count of a table that is empty when healthy, once per scrape per
+ * is two lookups of a partial index that is empty when healthy, once per scrape per
  * instance; scrapes within `cacheMs` of each other share it. Read them with `max()` across
  * instances.
  */
@@ -21,10 +21,9 @@ export interface ListenerStats {
 }
 
 const STATS_SQL = `
-  SELECT (SELECT count(*) FROM realtime.pending_dispatch)::float8 AS backlog,
-         coalesce((SELECT extract(epoch FROM clock_timestamp() - e.created_at)
-                   FROM realtime.pending_dispatch p JOIN realtime.ticket_events e ON e.id = p.event_id
-                   ORDER BY p.event_id LIMIT 1), 0)::float8 AS oldest_age,
+  SELECT (SELECT count(*) FROM realtime.ticket_events WHERE seq IS NULL)::float8 AS backlog,
+         coalesce((SELECT extract(epoch FROM clock_timestamp() - created_at)
+                   FROM realtime.ticket_events WHERE seq IS NULL ORDER BY id LIMIT 1), 0)::float8 AS oldest_age,
          pg_notification_queue_usage()::float8 AS queue_usage`;
 
 export async function readListenerStats(pool: pg.Pool, timeoutMs = 2000): Promise<ListenerStats> {

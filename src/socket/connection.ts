@@ -19,7 +19,7 @@ export function onConnection(ctx: SocketContext, socket: GatewaySocket): void {
   void socket.join(userRoom(socket.data.claims.sub));
   armExpiry(socket);
 
-  socket.on("ticket:subscribe", guard(ctx, socket, "ticket:subscribe", subscribeSchema, (req) => subscribe(ctx, socket, req.ticketId, req.sinceSeq)));
+  socket.on("ticket:subscribe", guard(ctx, socket, "ticket:subscribe", subscribeSchema, (req, respond) => subscribe(ctx, socket, req.ticketId, req.sinceSeq, respond)));
   socket.on("ticket:unsubscribe", guard(ctx, socket, "ticket:unsubscribe", unsubscribeSchema, (req) => unsubscribe(ctx, socket, req.ticketId)));
   socket.on("ticket:typing", guard(ctx, socket, "ticket:typing", typingSchema, (req) => relayTyping(ctx, socket, req.ticketId, req.typing)));
   socket.on("auth:refresh", guard(ctx, socket, "auth:refresh", refreshSchema, (req) => refresh(ctx, socket, req.token)));

@@ -1,16 +1,14 @@
-import type { Server, Socket } from "socket.io";
 import type { TokenVerifier } from "../auth/jwt.js";
 import type { GatewayConfig } from "../config.js";
-import type { EventStore } from "../events/types.js";
+import type { Delivery } from "../delivery/index.js";
 import type { EvictionRegistry } from "../db/evictions.js";
 import type { ConnectionLimiter, EventLimiter } from "../limits/types.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import type { PresenceStore } from "../presence/types.js";
-import type { ClientToServerEvents, InterServerEvents, ServerToClientEvents, SocketData } from "../protocol.js";
+import type { GatewayServer } from "../io-types.js";
 
-export type GatewayServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
-export type GatewaySocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+export type { GatewayServer, GatewaySocket } from "../io-types.js";
 
 /** What socket handlers may use; built once per gateway in `start()`. */
 export interface SocketContext {
@@ -19,7 +17,7 @@ export interface SocketContext {
   logger: Logger;
   metrics: Metrics;
   verifier: TokenVerifier;
-  events: EventStore;
+  delivery: Delivery;
   presence: PresenceStore;
   /** realtime.evictions for the re-subscription rule; absent: no rule */
   evictions?: EvictionRegistry;

@@ -55,22 +55,32 @@ export function guard<S extends z.ZodType, R extends object>(
   socket: GatewaySocket,
   event: string,
   schema: S,
-  handler: (input: z.infer<S>) => Promise<R> | R,
+  /** returns the ack's fields, or writes them itself through `respond` (at a moment it chooses) */
+  handler: (input: z.infer<S>, respond: (result: R) => void) => Promise<R | void> | R | void,
 ) {
   return async (...args: unknown[]): Promise<void> => {
     const ack = typeof args[args.length - 1] === "function" ? (args.pop() as AckFn) : undefined;
     const reply = replier(ctx, socket, event, event, ack);
+    let replied = false;
+    const respond = (result: R) => {
+      replied = true;
+      reply({ ok: true, ...result });
+    };
     try {
       if (!(await admitEvent(ctx, socket, event, reply))) return;
       if (!ack) return reply(errorAck(ErrorCode.INVALID_PAYLOAD, `${event} requires an acknowledgement callback`));
       if (args.length !== 1) return reply(errorAck(ErrorCode.INVALID_PAYLOAD, `${event} takes exactly one payload object`));
       const parsed = schema.safeParse(args[0]);
       if (!parsed.success) return reply(errorAck(ErrorCode.INVALID_PAYLOAD, describeIssue(parsed.error)));
-      const result = await handler(parsed.data);
-      reply({ ok: true, ...result });
+      const result = await handler(parsed.data, respond);
+      if (!replied) respond(result as R);
     } catch (error) {
+      if (replied) {
+        ctx.logger.error({ err: coerceError(error), event, socketId: socket.id }, "event handler failed after its ack");
+        return;
+      }
       if (error instanceof ClientError) return reply(error.toAck());
-      ctx.logger.error({ err: coerceError(error).message, event, socketId: socket.id }, "event handler failed");
+      ctx.logger.error({ err: coerceError(error), event, socketId: socket.id }, "event handler failed");
       reply(errorAck(ErrorCode.UNAVAILABLE, "the gateway could not complete the request, retry later"));
     }
   };

@@ -1,11 +1,12 @@
 /** One schema per client event: nothing reaches a handler unvalidated. */
 import { z } from "zod";
+import { TICKET_ID_PATTERN } from "../protocol.js";
 
 export const ticketIdSchema = z
   .string({ error: "ticketId must be a string" })
   .min(1, "ticketId must not be empty")
   .max(128, "ticketId must be at most 128 characters")
-  .regex(/^[A-Za-z0-9_.:@-]+$/, "ticketId may hold only letters, digits and _ . : @ -");
+  .regex(TICKET_ID_PATTERN, "ticketId may hold only letters, digits and _ . : @ -");
 
 export const subscribeSchema = z.object({
   ticketId: ticketIdSchema,

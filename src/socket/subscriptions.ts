@@ -36,12 +36,18 @@ async function applyChange(ctx: SocketContext, ticketId: string, change: Promise
   }
 }
 
+/**
+ * Subscribe: authorize, join the room (presence and typing), then attach to the ticket's stream.
+ * The ack is written by the delivery layer in the same synchronous step that turns live delivery
+ * on, so the socket sees `missed`, then live events, with no gap and no repeat between them.
+ */
 export async function subscribe(
   ctx: SocketContext,
   socket: GatewaySocket,
   ticketId: string,
   sinceSeq: number | undefined,
-): Promise<SubscribeResult> {
+  respond: (result: SubscribeResult) => void,
+): Promise<void> {
   const claims = socket.data.claims;
   if (!mayAccess(claims, ticketId)) throw new ClientError(ErrorCode.FORBIDDEN, `your token does not grant ticket ${ticketId}`);
   await assertNotEvicted(ctx, claims, ticketId);
@@ -55,36 +61,36 @@ export async function subscribe(
     // claimed before any await, so a concurrent subscribe, refresh or eviction sees it
     tickets.add(ticketId);
     ctx.metrics.subscriptions.inc();
-    // join first, then read history: an event committed in between arrives live and in `missed`,
-    // never in neither (the client drops the duplicate seq)
-    await socket.join(ticketRoom(ticketId));
+    ctx.delivery.retain(ticketId);
   }
-  let history;
+  // left out of live delivery until the ack below is written
+  const attachment = ctx.delivery.attach(ticketId, socket.id, sinceSeq);
   try {
-    history = await ctx.events.history(ticketId, sinceSeq);
+    if (fresh) await socket.join(ticketRoom(ticketId));
+    const presence = fresh
+      ? await applyChange(ctx, ticketId, ctx.presence.join(ticketId, socket.id, viewerOf(socket)))
+      : await ctx.presence.viewers(ticketId).catch(() => NO_VIEWERS);
+    await attachment.complete((history) => {
+      if (!tickets.has(ticketId) || !socket.connected) throw withdrawn(ticketId);
+      ctx.metrics.recoveredEvents.inc(history.missed.length);
+      respond({ ticketId, ...history, viewers: presence.viewers, presenceRev: presence.rev });
+    });
   } catch (error) {
+    attachment.cancel();
+    if (!tickets.has(ticketId) || !socket.connected) {
+      // revoked, evicted or unsubscribed meanwhile: a presence join that came after the leave is taken back
+      if (fresh) await applyChange(ctx, ticketId, ctx.presence.leave(ticketId, socket.id, claims.sub));
+      throw withdrawn(ticketId);
+    }
     if (fresh) await leaveRoom(ctx, socket, ticketId);
-    ctx.logger.warn({ err: coerceError(error).message, ticketId }, "history read failed");
+    if (error instanceof ClientError) throw error;
+    ctx.logger.warn({ err: coerceError(error), ticketId }, "history read failed");
     throw new ClientError(ErrorCode.UNAVAILABLE, "ticket history is unavailable, retry later");
   }
-  ctx.metrics.recoveredEvents.inc(history.missed.length);
-  const presence = fresh
-    ? await applyChange(ctx, ticketId, ctx.presence.join(ticketId, socket.id, viewerOf(socket)))
-    : await ctx.presence.viewers(ticketId).catch(() => NO_VIEWERS);
-  if (!tickets.has(ticketId) || !socket.connected) {
-    // revoked, evicted or unsubscribed while this subscribe waited: its presence join came after
-    // the leave, so take it back
-    if (fresh) await applyChange(ctx, ticketId, ctx.presence.leave(ticketId, socket.id, claims.sub));
-    throw new ClientError(ErrorCode.FORBIDDEN, `the subscription to ticket ${ticketId} was withdrawn while it was being set up`);
-  }
-  return {
-    ticketId,
-    seq: history.seq,
-    missed: history.missed,
-    recovered: history.recovered,
-    viewers: presence.viewers,
-    presenceRev: presence.rev,
-  };
+}
+
+function withdrawn(ticketId: string): ClientError {
+  return new ClientError(ErrorCode.FORBIDDEN, `the subscription to ticket ${ticketId} was withdrawn while it was being set up`);
 }
 
 export async function unsubscribe(ctx: SocketContext, socket: GatewaySocket, ticketId: string): Promise<object> {
@@ -97,6 +103,7 @@ export async function unsubscribe(ctx: SocketContext, socket: GatewaySocket, tic
 export async function leaveRoom(ctx: SocketContext, socket: GatewaySocket, ticketId: string): Promise<void> {
   if (!socket.data.tickets.delete(ticketId)) return;
   ctx.metrics.subscriptions.dec();
+  ctx.delivery.release(ticketId);
   stopTyping(socket, ticketId);
   await socket.leave(ticketRoom(ticketId));
   await applyChange(ctx, ticketId, ctx.presence.leave(ticketId, socket.id, socket.data.claims.sub));
@@ -114,6 +121,7 @@ export async function releaseSubscriptions(ctx: SocketContext, socket: GatewaySo
   const tickets = [...socket.data.tickets];
   socket.data.tickets.clear();
   ctx.metrics.subscriptions.dec(tickets.length);
+  for (const ticketId of tickets) ctx.delivery.release(ticketId);
   stopTyping(socket);
   await Promise.all(tickets.map((ticketId) => applyChange(ctx, ticketId, ctx.presence.leave(ticketId, socket.id, socket.data.claims.sub))));
 }

@@ -99,3 +99,14 @@ export async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(url: 
     await client.end();
   }
 }
+
+/** Wait until the leader has numbered every committed event (seq is assigned after commit). */
+export async function waitSequenced(url: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [row] = await sql<{ n: number }>(url, "SELECT count(*)::int AS n FROM realtime.ticket_events WHERE seq IS NULL");
+    if (row!.n === 0) return;
+    if (Date.now() > deadline) throw new Error(`${row!.n} events still unsequenced after ${timeoutMs}ms (is a leader running?)`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}

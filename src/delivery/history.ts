@@ -1,0 +1,127 @@
+/**
+ * Reads of the outbox, the source of truth every repair comes from: a subscriber's history
+ * (coalesced per ticket), a range of seqs for a repair (paged, no row cap), the heads of many
+ * tickets in one query (reconciliation) and the recent evictions.
+ */
+import type pg from "pg";
+import type { TicketUpdate } from "../protocol.js";
+import { toUpdate, type EventRow } from "./rows.js";
+
+/** Beyond this many missed events a subscriber is told to reload (`recovered: false`). */
+export const MAX_REPLAY = 1000;
+/** Rows per page of a repair read. */
+export const REPAIR_PAGE = 1000;
+
+/** What PostgreSQL holds for a subscriber: the head, and the events after its sinceSeq. */
+export interface HistoryView {
+  head: number;
+  /** events after sinceSeq up to head, in seq order (empty when not recovered) */
+  events: TicketUpdate[];
+  /** false when the events after sinceSeq are no longer retained, or too many to replay */
+  recovered: boolean;
+}
+
+export interface Eviction {
+  ticketId: string;
+  userId: string;
+  /** ms since the epoch */
+  evictedAt: number;
+}
+
+type Queryable = Pick<pg.Pool, "query"> | Pick<pg.Client, "query">;
+
+const HISTORY_SQL = `
+SELECT h.last_seq, e.id, e.ticket_id, e.seq, e.type, e.data, e.created_at
+FROM (SELECT coalesce(max(last_seq), 0) AS last_seq FROM realtime.ticket_heads WHERE ticket_id = $1) h
+LEFT JOIN LATERAL (
+  SELECT id, ticket_id, seq, type, data, created_at FROM realtime.ticket_events
+  WHERE ticket_id = $1 AND seq > greatest($2::bigint, h.last_seq - $3) AND seq <= h.last_seq
+  ORDER BY seq
+) e ON true
+ORDER BY e.seq`;
+
+interface Waiter {
+  sinceSeq: number | undefined;
+  resolve: (view: HistoryView) => void;
+  reject: (error: unknown) => void;
+}
+
+function viewFor(sinceSeq: number | undefined, head: number, events: TicketUpdate[], maxReplay: number): HistoryView {
+  if (sinceSeq === undefined || sinceSeq === head) return { head, events: [], recovered: true };
+  if (sinceSeq > head || head - sinceSeq > maxReplay) return { head, events: [], recovered: false };
+  const missed = events.filter((event) => event.seq! > sinceSeq);
+  // pruned events leave a hole at the front: the client cannot be brought up to date incrementally
+  const complete = missed.length === head - sinceSeq && missed[0]?.seq === sinceSeq + 1;
+  return complete ? { head, events: missed, recovered: true } : { head, events: [], recovered: false };
+}
+
+export interface History {
+  /** head and events after sinceSeq; concurrent reads of one ticket share a query */
+  view(ticketId: string, sinceSeq: number | undefined): Promise<HistoryView>;
+  /** events with afterSeq < seq <= upToSeq, at most REPAIR_PAGE of them, in seq order */
+  range(ticketId: string, afterSeq: number, upToSeq: number): Promise<TicketUpdate[]>;
+  /** the head of every ticket that has one */
+  heads(ticketIds: string[]): Promise<Map<string, number>>;
+  evictionsSince(since: Date): Promise<Eviction[]>;
+}
+
+export function createHistory(pool: pg.Pool, maxReplay = MAX_REPLAY): History {
+  const queued = new Map<string, Waiter[]>();
+  const running = new Set<string>();
+
+  async function run(ticketId: string): Promise<void> {
+    running.add(ticketId);
+    try {
+      while (queued.has(ticketId)) {
+        const waiters = queued.get(ticketId)!;
+        queued.delete(ticketId);
+        const lowest = Math.min(...waiters.map((w) => w.sinceSeq ?? Number.MAX_SAFE_INTEGER));
+        try {
+          const { rows } = await pool.query<EventRow & { last_seq: string }>(HISTORY_SQL, [ticketId, String(lowest), maxReplay]);
+          const head = Number(rows[0]?.last_seq ?? 0);
+          const events = rows.filter((row) => row.id !== null).map(toUpdate);
+          for (const waiter of waiters) waiter.resolve(viewFor(waiter.sinceSeq, head, events, maxReplay));
+        } catch (error) {
+          for (const waiter of waiters) waiter.reject(error);
+        }
+      }
+    } finally {
+      running.delete(ticketId);
+    }
+  }
+
+  return {
+    view(ticketId, sinceSeq) {
+      return new Promise<HistoryView>((resolve, reject) => {
+        const waiters = queued.get(ticketId);
+        if (waiters) waiters.push({ sinceSeq, resolve, reject });
+        else queued.set(ticketId, [{ sinceSeq, resolve, reject }]);
+        if (!running.has(ticketId)) void run(ticketId);
+      });
+    },
+    async range(ticketId, afterSeq, upToSeq) {
+      const { rows } = await pool.query<EventRow>(
+        `SELECT id, ticket_id, seq, type, data, created_at FROM realtime.ticket_events
+         WHERE ticket_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
+        [ticketId, afterSeq, upToSeq, REPAIR_PAGE],
+      );
+      return rows.map(toUpdate);
+    },
+    async heads(ticketIds) {
+      const { rows } = await pool.query<{ ticket_id: string; last_seq: string }>(
+        "SELECT ticket_id, last_seq FROM realtime.ticket_heads WHERE ticket_id = ANY($1::text[])",
+        [ticketIds],
+      );
+      return new Map(rows.map((row) => [row.ticket_id, Number(row.last_seq)]));
+    },
+    evictionsSince: (since) => readEvictionsSince(pool, since),
+  };
+}
+
+export async function readEvictionsSince(db: Queryable, since: Date): Promise<Eviction[]> {
+  const { rows } = await db.query<{ ticket_id: string; user_id: string; evicted_at: Date }>(
+    "SELECT ticket_id, user_id, evicted_at FROM realtime.evictions WHERE evicted_at >= $1 ORDER BY evicted_at",
+    [since],
+  );
+  return rows.map((row) => ({ ticketId: row.ticket_id, userId: row.user_id, evictedAt: row.evicted_at.getTime() }));
+}
