@@ -60,6 +60,15 @@ export interface GatewayConfig {
   corsOrigins: string[];
   /** @default 7 days */
   eventRetentionMs: number;
+  /**
+   * How the leader reads committed events (EVENT_SOURCE). `queue`: the unsequenced rows of the
+   * outbox, woken by NOTIFY. `auto` picks `queue`. `replication` (logical replication) is named by
+   * the contract but not built yet: it is refused at start rather than silently replaced.
+   * @default "auto"
+   */
+  eventSource: "auto" | "queue";
+  /** the logical replication slot and publication name reserved for EVENT_SOURCE=replication. @default "realtime_gateway" */
+  replicationSlot: string;
   /** how often each instance checks its rooms against the outbox heads (RECONCILE_INTERVAL). @default 2000 */
   reconcileIntervalMs: number;
   /** a leader that has not renewed its lease for this long is ended by a standby (LEADER_LEASE). @default 5000 */
@@ -251,6 +260,8 @@ export function loadConfig(env: Env = {}, options: LoadOptions = {}): GatewayCon
     trustProxy: integer(env, "TRUST_PROXY", 0, 0, 32),
     corsOrigins: cors,
     eventRetentionMs: duration(env, "EVENT_RETENTION", 7 * 86_400_000, 1000),
+    eventSource: eventSource(env),
+    replicationSlot: identifier(env, "REPLICATION_SLOT", "realtime_gateway"),
     reconcileIntervalMs: duration(env, "RECONCILE_INTERVAL", 2000, 100),
     leaderLeaseMs: duration(env, "LEADER_LEASE", 5000, 1000),
     shutdownGraceMs: duration(env, "SHUTDOWN_GRACE_MS", 20_000),
@@ -263,6 +274,22 @@ export function loadConfig(env: Env = {}, options: LoadOptions = {}): GatewayCon
   };
 }
 
+function eventSource(env: Env): "auto" | "queue" {
+  const value = oneOf(env, "EVENT_SOURCE", ["auto", "queue", "replication"] as const, "auto");
+  if (value === "replication") {
+    throw new ConfigError("EVENT_SOURCE", "replication is not available in this version; use queue (or auto, which picks queue)", value);
+  }
+  return value;
+}
+
+/** A PostgreSQL identifier usable unquoted: lower-case letters, digits and _, at most 63 bytes. */
+function identifier(env: Env, name: string, fallback: string): string {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(raw)) throw new ConfigError(name, "must be 1-63 characters of a-z, 0-9 and _, not starting with a digit", raw);
+  return raw;
+}
+
 /** Every variable `loadConfig` reads: the Helm chart and the docs are checked against this list. */
 export const CONFIG_VARIABLES = [
   "PORT", "HOST", "METRICS_PORT", "REDIS_URL", "REDIS_ADAPTER", "REDIS_PREFIX", "DATABASE_URL", "PG_CHANNEL",
@@ -270,4 +297,5 @@ export const CONFIG_VARIABLES = [
   "CONNECTION_RATE_PER_IP", "MAX_CONNECTIONS", "EVENT_RATE_PER_SOCKET", "MAX_SUBSCRIPTIONS_PER_SOCKET",
   "MAX_PAYLOAD_BYTES", "TRUST_PROXY", "CORS_ORIGINS", "EVENT_RETENTION", "SHUTDOWN_GRACE_MS", "LOG_LEVEL",
   "DATA_DIR", "MIGRATE_ON_START", "DEMO_UI", "ADMIN_UI_PASSWORD", "INSTANCE_ID", "HOSTNAME",
+  "EVENT_SOURCE", "REPLICATION_SLOT", "RECONCILE_INTERVAL", "LEADER_LEASE",
 ] as const;

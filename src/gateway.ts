@@ -117,7 +117,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
   async function open(): Promise<void> {
     let redis: RedisClients | undefined;
     if (config.redisUrl) {
-      redis = createRedisClients(config.redisUrl, logger);
+      redis = createRedisClients(config.redisUrl, logger, config.instanceId);
       redisClients = redis;
       const clients = redis;
       stack.defer("redis", () => clients.close());

@@ -14,7 +14,7 @@ export function createMetrics(instanceId: string) {
   registry.setDefaultLabels({ instance_id: instanceId });
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
-  return {
+  const metrics = {
     registry,
     connections: new Gauge({ name: "gateway_connections", help: "Open Socket.IO connections on this instance", registers }),
     connectionsOpened: new Counter({ name: "gateway_connections_opened_total", help: "Accepted connections", registers }),
@@ -118,4 +118,7 @@ export function createMetrics(instanceId: string) {
       registers,
     }),
   };
+  // labelled counters export nothing until first used: start the results alerts look for at 0
+  for (const result of ["ok", "failed"]) metrics.repairs.inc({ result }, 0);
+  return metrics;
 }

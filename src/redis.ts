@@ -61,11 +61,13 @@ function guardPublishes(client: Redis, logger: Logger): void {
   }
 }
 
-export function createRedisClients(url: string, logger: Logger): RedisClients {
-  const pub = createRedisClient(url, "gateway-pub", logger);
+/** `instanceId` goes into the connection names, so an operator (or a test) can tell them apart in CLIENT LIST. */
+export function createRedisClients(url: string, logger: Logger, instanceId?: string): RedisClients {
+  const suffix = instanceId ? `-${instanceId.replace(/[^\w.:-]/g, "_")}` : "";
+  const pub = createRedisClient(url, `gateway-pub${suffix}`, logger);
   guardPublishes(pub, logger);
   // the subscriber must never time out its blocking subscribe mode
-  const sub = createRedisClient(url, "gateway-sub", logger, { commandTimeout: undefined });
+  const sub = createRedisClient(url, `gateway-sub${suffix}`, logger, { commandTimeout: undefined });
   const listeners: Array<(ready: boolean) => void> = [];
   let last = false;
   const update = () => {

@@ -151,21 +151,16 @@ describe("ticket client", () => {
       const sent = outgoingSubscribes(c);
       const seen = record(c, "t5");
       await eventually(() => seen.subscribed.length === 1, "the subscribe ack");
-      // seq 1 and 2 are committed but their live emits are "lost": dispatch rows removed in the same transaction
-      await sql(
-        cluster.databaseUrl,
-        `BEGIN;
-         SELECT realtime.publish_ticket_event('t5', 'test.lost', '{}');
-         SELECT realtime.publish_ticket_event('t5', 'test.lost', '{}');
-         DELETE FROM realtime.pending_dispatch WHERE event_id IN (SELECT id FROM realtime.ticket_events WHERE ticket_id = 't5');
-         COMMIT;`,
-      );
-      await publish(cluster, "t5", 1); // seq 3 arrives live, after a gap
-      await eventually(() => seen.updates.length === 3, "the gap to be repaired");
+      await publish(cluster, "t5", 1);
+      await eventually(() => seen.updates.length === 1, "seq 1");
+      // the gateway never leaves a gap itself (it repairs from the outbox); something between it and
+      // the client might: an update that skips ahead is forged into the room here
+      cluster.gateways[0]!.io.to("ticket:t5").emit("ticket:update", { ticketId: "t5", seq: 3, id: "0", type: "test.forged", data: {}, at: new Date().toISOString() });
+      await eventually(() => sent.length === 2, "a re-subscribe after the gap timeout");
+      expect(sent[1]).to.deep.equal({ ticketId: "t5", sinceSeq: 1 });
+      await publish(cluster, "t5", 2); // the real seq 2 fills the gap; the real seq 3 is a duplicate
+      await eventually(() => seen.updates.length === 3, "the gap to be filled");
       expect(seen.seqs()).to.deep.equal([1, 2, 3]);
-      expect(seen.updates.slice(0, 2).map((u) => u.type)).to.deep.equal(["test.lost", "test.lost"]);
-      expect(sent).to.deep.equal([{ ticketId: "t5" }, { ticketId: "t5", sinceSeq: 0 }]);
-      expect(seen.subscribed[1]).to.deep.include({ resumed: true, replayed: 3 });
     });
 
     it("resumes every subscription from its last seq after a drain closes the transport", async () => {

@@ -148,7 +148,7 @@ export class Leader {
     this.leading = true;
     this.dirty = true;
     this.options.metrics.listenerLeader.set(1);
-    this.log.info({ channel: this.options.channel, leaseMs: this.options.leaseMs }, "elected leader");
+    this.log.info({ channel: this.options.channel, leaseMs: this.options.leaseMs }, "elected listener leader");
   }
 
   private async renewIfDue(session: pg.Client): Promise<void> {
@@ -178,7 +178,7 @@ export class Leader {
     if (!this.leading) return;
     this.leading = false;
     this.options.metrics.listenerLeader.set(0);
-    this.log.info({ reason }, "leadership lost");
+    this.log.info({ reason }, "listener leadership lost");
   }
 
   private async resign(session: pg.Client): Promise<void> {
