@@ -194,6 +194,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
 
     pipeline.start();
     stack.defer("delivery", () => pipeline.stop());
+    // an instance that cannot repair its rooms from the outbox should not get new clients
+    checks.set("delivery", () => (pipeline.healthy() ? undefined : "delivery reconciliation failing"));
     if (redis) redis.onChange((ready) => ready && pipeline.poke());
 
     if (config.metricsPort >= 0) {

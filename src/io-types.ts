@@ -5,5 +5,29 @@
 import type { Server, Socket } from "socket.io";
 import type { ClientToServerEvents, InterServerEvents, ServerToClientEvents, SocketData } from "./protocol.js";
 
-export type GatewayServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
-export type GatewaySocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+/** What ticket:typing keeps per socket (src/socket/typing.ts). */
+export interface SocketTyping {
+  /** ticket → expiry timer and when `true` was last relayed */
+  tickets: Map<string, { timer: NodeJS.Timeout; relayedAt: number }>;
+  windowStart: number;
+  starts: number;
+}
+
+/**
+ * Everything the server keeps per connection, in one visible record (`socket.data`): the public
+ * part (claims, ip, tickets) and the handlers' own state.
+ */
+export interface SocketState extends SocketData {
+  /** disconnects the socket when its token expires (src/socket/session.ts) */
+  expiryTimer?: NodeJS.Timeout;
+  /** rate-limited events in a row (src/socket/event-guard.ts) */
+  floodStrikes: number;
+  typing: SocketTyping;
+}
+
+export function newSocketState(data: SocketData): SocketState {
+  return { ...data, floodStrikes: 0, typing: { tickets: new Map(), windowStart: 0, starts: 0 } };
+}
+
+export type GatewayServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketState>;
+export type GatewaySocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketState>;

@@ -40,7 +40,7 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void>
     gateway.stop(signal).then(
       () => process.exit(0),
       (error: unknown) => {
-        logger.error({ err: coerceError(error).message }, "shutdown failed");
+        logger.error({ err: coerceError(error) }, "shutdown failed");
         process.exit(1);
       },
     );
@@ -50,7 +50,7 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void>
   try {
     await gateway.start();
   } catch (error) {
-    logger.fatal({ err: coerceError(error).message }, "gateway failed to start");
+    logger.fatal({ err: coerceError(error) }, "gateway failed to start");
     process.exit(1);
   }
   const base = `http://${config.host === "0.0.0.0" ? "localhost" : config.host}:${gateway.port}`;

@@ -37,7 +37,7 @@ export function createRedisClient(url: string, name: string, logger: Logger, ext
   let wasReady = false;
   client.on("error", (error: Error) => {
     // ioredis emits an error per failed reconnect attempt; log the first of an outage loudly
-    logger[wasReady ? "warn" : "debug"]({ err: error.message, client: name }, "redis error");
+    logger[wasReady ? "warn" : "debug"]({ err: error, client: name }, "redis error");
     wasReady = false;
   });
   client.on("ready", () => {
@@ -55,7 +55,7 @@ function guardPublishes(client: Redis, logger: Logger): void {
     const original = client[method].bind(client) as (...args: unknown[]) => Promise<unknown>;
     (client as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
       const result = original(...args);
-      result.catch((error: Error) => logger.debug({ err: error.message, method }, "redis publish failed"));
+      result.catch((error: Error) => logger.debug({ err: error, method }, "redis publish failed"));
       return result;
     };
   }

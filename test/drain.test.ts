@@ -4,13 +4,12 @@
  * Stock socket.io-client sockets (default reconnection settings) must end up on the other instance.
  */
 import { request as httpRequest } from "node:http";
-import { connect as tcpConnect, createServer, type Server, type Socket } from "node:net";
 import { expect } from "chai";
 import { connect, connectError, createSocket, eventually, request, token, type TestSocket } from "./support/client.js";
-import { onCleanup } from "./support/cleanup.js";
 import { clusterEnv, randomPrefix } from "./support/cluster.js";
 import { createTestDatabase } from "./support/db.js";
 import { spawnGateway, waitExit, type GatewayProcess } from "./support/process.js";
+import { readyRoundRobin, startProxy } from "./support/tcp-proxy.js";
 
 const GRACE_MS = 3000;
 const CLIENTS = 20;
@@ -41,52 +40,8 @@ function readyz(port: number, timeoutMs = 3000): Promise<Readiness> {
   });
 }
 
-interface Balancer {
-  url: string;
-  /** open client connections per backend port */
-  open: Map<number, Set<Socket>>;
-}
-
 /** Round-robin over the backends whose /readyz is 200 at the moment a connection arrives. */
-async function startBalancer(backends: number[]): Promise<Balancer> {
-  const open = new Map<number, Set<Socket>>(backends.map((port) => [port, new Set<Socket>()]));
-  let next = 0;
-  const pick = async (): Promise<number | undefined> => {
-    for (let i = 0; i < backends.length; i++) {
-      const port = backends[(next + i) % backends.length]!;
-      if ((await readyz(port)).status === 200) {
-        next = (next + i + 1) % backends.length;
-        return port;
-      }
-    }
-    return undefined;
-  };
-  const server: Server = createServer({ pauseOnConnect: true }, (client) => {
-    client.on("error", () => undefined);
-    void pick().then((port) => {
-      if (port === undefined || client.destroyed) return void client.destroy();
-      const upstream = tcpConnect(port, "127.0.0.1");
-      const set = open.get(port)!;
-      set.add(client);
-      const close = () => {
-        set.delete(client);
-        client.destroy();
-        upstream.destroy();
-      };
-      upstream.on("error", close).on("close", close);
-      client.on("close", close);
-      client.pipe(upstream).pipe(client);
-      client.resume();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  onCleanup("load balancer", async () => {
-    for (const set of open.values()) for (const socket of set) socket.destroy();
-    await new Promise((resolve) => server.close(resolve));
-  });
-  const address = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${address.port}`, open };
-}
+const startBalancer = (backends: number[]) => startProxy(readyRoundRobin(() => backends));
 
 /** Gateway processes sharing one database and one Redis prefix: one cluster. */
 async function instances(n: number, grace = GRACE_MS): Promise<GatewayProcess[]> {

@@ -16,7 +16,7 @@ export interface MigrateResult {
 
 export async function migrate(connectionString: string, channel: string, logger: Logger): Promise<MigrateResult> {
   const client = createClient(connectionString, "realtime-gateway-migrate");
-  client.on("error", (error) => logger.warn({ err: error.message }, "migration connection failed"));
+  client.on("error", (error) => logger.warn({ err: error }, "migration connection failed"));
   await client.connect();
   try {
     await client.query({ text: "SELECT pg_advisory_lock($1)", values: [MIGRATION_LOCK], query_timeout: 120_000 } as never);

@@ -14,7 +14,7 @@ export function createPool(connectionString: string, logger: Logger, options: pg
     ...options,
   });
   // an idle client's connection dying is reported here; without a listener it would crash the process
-  pool.on("error", (error) => logger.warn({ err: error.message, dependency: "postgres" }, "idle postgres connection failed"));
+  pool.on("error", (error) => logger.warn({ err: error, dependency: "postgres" }, "idle postgres connection failed"));
   return pool;
 }
 

@@ -135,7 +135,7 @@ export function createDemoApp(options: DemoOptions): DemoApp {
       const bundle = await loadClientBundle();
       res.type(part === "code" ? "text/javascript" : "application/json").set("cache-control", "no-cache").send(bundle[part]);
     } catch (error) {
-      options.logger.error({ err: coerceError(error).message }, "client bundle unavailable");
+      options.logger.error({ err: coerceError(error) }, "client bundle unavailable");
       res.status(503).type("text/plain").send("client bundle unavailable: run `npm run build`\n");
     }
   };
@@ -162,6 +162,6 @@ function classify(error: unknown, logger: Logger): { status: number; code: strin
   if (failure.code === "42P01") {
     return { status: 503, code: ErrorCode.UNAVAILABLE, message: "the demo tables do not exist in this database (embedded mode creates them; see seedDemo)" };
   }
-  logger.warn({ err: coerceError(error).message }, "demo request failed");
+  logger.warn({ err: coerceError(error) }, "demo request failed");
   return { status: 503, code: ErrorCode.UNAVAILABLE, message: "the demo database is unavailable, retry later" };
 }

@@ -45,7 +45,7 @@ export function createConnectionLimiter(options: ConnectionLimiterOptions): Conn
         } catch (error) {
           if (!(error instanceof RateLimiterRes)) {
             // both the store and its insurance failed: rather serve than lock everyone out
-            logger.warn({ err: coerceError(error).message }, "connection rate limiter failed; admitting");
+            logger.warn({ err: coerceError(error) }, "connection rate limiter failed; admitting");
           } else {
             // a rejected consume still counted: give the point back so retries do not extend the penalty
             await rate.reward(ip).catch(() => undefined);

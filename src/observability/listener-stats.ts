@@ -45,7 +45,7 @@ export function collectListenerStats(pool: pg.Pool, metrics: Metrics, logger: Lo
     readAt = Date.now();
     pending = readListenerStats(pool).catch((error: unknown) => {
       // keep the last values: the postgres alerts (gateway_listener_connected) cover an outage
-      logger.debug({ err: coerceError(error).message, dependency: "postgres" }, "listener stats unavailable");
+      logger.debug({ err: coerceError(error), dependency: "postgres" }, "listener stats unavailable");
       return undefined;
     });
     return pending;

@@ -106,7 +106,7 @@ export function createRedisPresence(options: RedisPresenceOptions): RedisPresenc
       try {
         listener(ticketId, { viewers: change.viewers, rev: change.rev });
       } catch (error) {
-        log.warn({ err: coerceError(error).message, ticketId }, "presence listener failed");
+        log.warn({ err: coerceError(error), ticketId }, "presence listener failed");
       }
     }
   }
@@ -139,7 +139,7 @@ export function createRedisPresence(options: RedisPresenceOptions): RedisPresenc
       beaten = true;
     } catch (error) {
       dirty = true;
-      log.debug({ err: coerceError(error).message }, "presence heartbeat failed");
+      log.debug({ err: coerceError(error) }, "presence heartbeat failed");
     }
   }
 
@@ -153,7 +153,7 @@ export function createRedisPresence(options: RedisPresenceOptions): RedisPresenc
         log.info({ deadInstance: id, tickets: tickets.length }, "swept the viewers of a dead instance");
       }
     } catch (error) {
-      log.debug({ err: coerceError(error).message }, "presence sweep failed");
+      log.debug({ err: coerceError(error) }, "presence sweep failed");
     }
   }
 
@@ -225,7 +225,7 @@ export function createRedisPresence(options: RedisPresenceOptions): RedisPresenc
       };
       // a dead Redis must not hold up shutdown: the heartbeat expiry cleans up after us instead
       await withTimeout(cleanup(), 3000, "presence cleanup").catch((error: unknown) =>
-        log.warn({ err: coerceError(error).message }, "presence cleanup incomplete; the sweep of other instances will finish it"),
+        log.warn({ err: coerceError(error) }, "presence cleanup incomplete; the sweep of other instances will finish it"),
       );
     },
   };

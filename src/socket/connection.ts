@@ -34,7 +34,7 @@ export function onConnection(ctx: SocketContext, socket: GatewaySocket): void {
     ctx.eventLimiter.forget(socket.id);
     log.debug({ reason }, "disconnected");
     releaseSubscriptions(ctx, socket).catch((error: unknown) =>
-      log.warn({ err: coerceError(error).message }, "presence cleanup failed"),
+      log.warn({ err: coerceError(error) }, "presence cleanup failed"),
     );
   });
 }

@@ -12,7 +12,6 @@ type AckFn = (response: Ack<object>) => void;
 
 /** Rate-limited events in a row after which a flooding socket is disconnected. */
 export const FLOOD_STRIKES = 50;
-const strikes = new WeakMap<GatewaySocket, number>();
 
 /**
  * Count one client event against EVENT_RATE_PER_SOCKET. Returns false when it is over the limit,
@@ -22,11 +21,10 @@ const strikes = new WeakMap<GatewaySocket, number>();
 export async function admitEvent(ctx: SocketContext, socket: GatewaySocket, event: string, reply: (response: Ack<object>) => void): Promise<boolean> {
   const { allowed, retryAfterMs } = await ctx.eventLimiter.consume(socket.id);
   if (allowed) {
-    strikes.delete(socket);
+    socket.data.floodStrikes = 0;
     return true;
   }
-  const count = (strikes.get(socket) ?? 0) + 1;
-  strikes.set(socket, count);
+  const count = ++socket.data.floodStrikes;
   reply(errorAck(ErrorCode.RATE_LIMITED, `too many events, retry in ${retryAfterMs}ms`));
   if (count === FLOOD_STRIKES) {
     ctx.logger.warn({ socketId: socket.id, ip: socket.data.ip }, "disconnecting a socket that keeps flooding");
@@ -96,6 +94,6 @@ export async function rejectUnknownEvent(ctx: SocketContext, socket: GatewaySock
     if (!(await admitEvent(ctx, socket, name, reply))) return;
     reply(errorAck(ErrorCode.INVALID_PAYLOAD, `unknown event ${name}`));
   } catch (error) {
-    ctx.logger.error({ err: coerceError(error).message, socketId: socket.id }, "unknown event handling failed");
+    ctx.logger.error({ err: coerceError(error), socketId: socket.id }, "unknown event handling failed");
   }
 }

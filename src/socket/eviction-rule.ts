@@ -15,7 +15,7 @@ export async function assertNotEvicted(ctx: SocketContext, claims: Claims, ticke
   try {
     evictedAt = await ctx.evictions.evictedAt(ticketId, claims.sub);
   } catch (error) {
-    ctx.logger.warn({ err: coerceError(error).message, ticketId }, "eviction lookup failed");
+    ctx.logger.warn({ err: coerceError(error), ticketId }, "eviction lookup failed");
     throw new ClientError(ErrorCode.UNAVAILABLE, "access to the ticket cannot be checked right now, retry later");
   }
   if (evictedAt === undefined) return;

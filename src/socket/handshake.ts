@@ -2,6 +2,7 @@
  * The `io.use` middleware: every rejection happens here, with `err.data = { code, status }`, so the
  * client reads a code instead of retrying a transport error forever.
  */
+import { newSocketState } from "../io-types.js";
 import { InvalidTokenError } from "../auth/jwt.js";
 import { HandshakeCode, HandshakeError, coerceError } from "../errors.js";
 import type { Lease } from "../limits/types.js";
@@ -42,11 +43,11 @@ export function handshakeMiddleware(ctx: SocketContext) {
       const token = fromAuth ?? bearer(socket.handshake.headers.authorization);
       const claims = await ctx.verifier.verify(token).catch((error: unknown) => {
         const reason = error instanceof InvalidTokenError ? error.message : "token could not be verified";
-        if (!(error instanceof InvalidTokenError)) ctx.logger.warn({ err: coerceError(error).message }, "token verification failed");
+        if (!(error instanceof InvalidTokenError)) ctx.logger.warn({ err: coerceError(error) }, "token verification failed");
         throw new HandshakeError(HandshakeCode.UNAUTHORIZED, reason);
       });
       if (socket.conn.readyState !== "open") throw new Error("client went away during the handshake");
-      socket.data = { claims, ip, tickets: new Set() };
+      socket.data = newSocketState({ claims, ip, tickets: new Set() });
       const held = lease;
       leases.set(socket, held);
       let released = false;
@@ -69,7 +70,7 @@ export function handshakeMiddleware(ctx: SocketContext) {
         ctx.logger.info({ ip, code: error.data.code, reason: error.message }, "connection rejected");
         next(error);
       } else {
-        ctx.logger.debug({ ip, err: coerceError(error).message }, "handshake aborted");
+        ctx.logger.debug({ ip, err: coerceError(error) }, "handshake aborted");
         next(coerceError(error));
       }
     }

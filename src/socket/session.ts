@@ -5,27 +5,26 @@ import type { GatewaySocket, SocketContext } from "./context.js";
 import { revoke } from "./subscriptions.js";
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
-const timers = new WeakMap<GatewaySocket, NodeJS.Timeout>();
 
 /** (Re)arm the timer that disconnects the socket when its token expires. */
 export function armExpiry(socket: GatewaySocket): void {
-  clearTimeout(timers.get(socket));
+  clearTimeout(socket.data.expiryTimer);
   const expMs = socket.data.claims.exp * 1000;
   const fire = () => {
     const left = expMs - Date.now();
     if (left > 0) {
-      timers.set(socket, setTimeout(fire, Math.min(left, MAX_TIMER_MS)));
+      socket.data.expiryTimer = setTimeout(fire, Math.min(left, MAX_TIMER_MS));
       return;
     }
     socket.emit("auth:expired", { expiredAt: new Date(expMs).toISOString() });
     socket.disconnect(true);
   };
-  timers.set(socket, setTimeout(fire, Math.min(Math.max(0, expMs - Date.now()), MAX_TIMER_MS)));
+  socket.data.expiryTimer = setTimeout(fire, Math.min(Math.max(0, expMs - Date.now()), MAX_TIMER_MS));
 }
 
 export function disarmExpiry(socket: GatewaySocket): void {
-  clearTimeout(timers.get(socket));
-  timers.delete(socket);
+  clearTimeout(socket.data.expiryTimer);
+  socket.data.expiryTimer = undefined;
 }
 
 export async function refresh(ctx: SocketContext, socket: GatewaySocket, token: string): Promise<{ expiresAt: string }> {

@@ -31,7 +31,7 @@ async function applyChange(ctx: SocketContext, ticketId: string, change: Promise
     return result;
   } catch (error) {
     // presence is advisory: its outage must not fail a subscription
-    ctx.logger.warn({ err: coerceError(error).message, ticketId }, "presence update failed");
+    ctx.logger.warn({ err: coerceError(error), ticketId }, "presence update failed");
     return NO_VIEWERS;
   }
 }

@@ -12,6 +12,7 @@
  */
 import { ClientError, ErrorCode } from "../errors.js";
 import { ticketRoom, userRoom } from "../protocol.js";
+import type { SocketTyping } from "../io-types.js";
 import type { GatewaySocket, SocketContext } from "./context.js";
 
 export const TYPING_TTL_MS = 8000;
@@ -19,13 +20,6 @@ export const TYPING_REFRESH_MS = 3000;
 export const TYPING_STARTS_PER_WINDOW = 6;
 export const TYPING_WINDOW_MS = 3000;
 
-interface SocketTyping {
-  /** ticket → expiry timer and when `true` was last relayed */
-  tickets: Map<string, { timer: NodeJS.Timeout; relayedAt: number }>;
-  windowStart: number;
-  starts: number;
-}
-const typingState = new WeakMap<GatewaySocket, SocketTyping>();
 
 function broadcast(socket: GatewaySocket, ticketId: string, typing: boolean): void {
   const { sub, name } = socket.data.claims;
@@ -41,8 +35,7 @@ function expiry(socket: GatewaySocket, state: SocketTyping, ticketId: string): N
 
 export function relayTyping(_ctx: SocketContext, socket: GatewaySocket, ticketId: string, typing: boolean): { relayed: boolean } {
   if (!socket.data.tickets.has(ticketId)) throw new ClientError(ErrorCode.NOT_SUBSCRIBED, `subscribe to ticket ${ticketId} before typing on it`);
-  let state = typingState.get(socket);
-  if (!state) typingState.set(socket, (state = { tickets: new Map(), windowStart: 0, starts: 0 }));
+  const state = socket.data.typing;
   const shown = state.tickets.get(ticketId);
   if (!typing) {
     if (!shown) return { relayed: false };
@@ -75,8 +68,7 @@ export function relayTyping(_ctx: SocketContext, socket: GatewaySocket, ticketId
 
 /** Stop typing on `ticketId` (or every ticket) when the socket leaves it. */
 export function stopTyping(socket: GatewaySocket, ticketId?: string): void {
-  const state = typingState.get(socket);
-  if (!state) return;
+  const state = socket.data.typing;
   for (const [id, shown] of state.tickets) {
     if (ticketId !== undefined && id !== ticketId) continue;
     clearTimeout(shown.timer);

@@ -180,7 +180,7 @@ export async function startChaos(options: ChaosOptions): Promise<Chaos> {
             gateways.map(async (g) => {
               if (!g || g.child.exitCode !== null || g.child.signalCode !== null) return 0;
               try {
-                return sample(await scrape(g.metricsPort), "gateway_listener_leader") ?? 0;
+                return sample(await scrape(g.metricsPort, 1000), "gateway_listener_leader") ?? 0;
               } catch {
                 return 0;
               }
@@ -253,7 +253,7 @@ export async function startChaos(options: ChaosOptions): Promise<Chaos> {
       for (const g of gateways) {
         if (!g || g.child.exitCode !== null || g.child.signalCode !== null) continue;
         try {
-          total += sample(await scrape(g.metricsPort), name, labels) ?? 0;
+          total += sample(await scrape(g.metricsPort, 1000), name, labels) ?? 0;
         } catch {
           // an instance in the middle of dying
         }

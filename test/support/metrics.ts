@@ -1,6 +1,7 @@
 /** Read one sample from a gateway's Prometheus text. */
-export async function scrape(metricsPort: number): Promise<string> {
-  const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+export async function scrape(metricsPort: number, timeoutMs = 5000): Promise<string> {
+  // a stopped (SIGSTOP) process accepts the connection and never answers: give up in time
+  const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
   return response.text();
 }
 
