@@ -3,19 +3,37 @@
  * Chromium inside the package (unpacked to the OS temp dir on first use), driven by playwright-core.
  * A system Chromium is used instead only when one is there (CHROMIUM_PATH, or /usr/bin/chromium).
  */
-import { existsSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, rmSync } from "node:fs";
 import { chromium as playwright, type Browser } from "playwright-core";
 
 const SYSTEM_CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const QUIET = ["--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-sandbox", "--headless"];
+
+/** Whether the binary runs at all: an unpacking cut short (a killed run) leaves a truncated file. */
+function runs(executable: string): boolean {
+  const probe = spawnSync(executable, ["--headless", "--no-sandbox", "--version"], { encoding: "utf8", timeout: 30_000 });
+  return probe.status === 0 && /chrom/i.test(probe.stdout);
+}
+
+async function npmChromium(): Promise<{ executablePath: string; args: string[] }> {
+  const { default: chromium } = await import("@sparticuz/chromium");
+  let executablePath = await chromium.executablePath();
+  if (!runs(executablePath)) {
+    // the package only unpacks when the file is missing: remove the broken one and unpack again
+    rmSync(executablePath, { force: true });
+    executablePath = await chromium.executablePath();
+    if (!runs(executablePath)) throw new Error(`the Chromium of @sparticuz/chromium (${executablePath}) does not run on this machine`);
+  }
+  // --single-process (for AWS Lambda's sandbox) takes the whole browser down when a context closes
+  return { executablePath, args: chromium.args.filter((arg) => arg !== "--single-process") };
+}
 
 export async function launchChromium(): Promise<Browser> {
   if (existsSync(SYSTEM_CHROMIUM)) {
     return playwright.launch({ executablePath: SYSTEM_CHROMIUM, args: ["--disable-gpu", ...QUIET] });
   }
   if (process.env.CHROMIUM_PATH) throw new Error(`CHROMIUM_PATH=${process.env.CHROMIUM_PATH} does not exist`);
-  const { default: chromium } = await import("@sparticuz/chromium");
-  // --single-process (for AWS Lambda's sandbox) takes the whole browser down when a context closes
-  const args = chromium.args.filter((arg) => arg !== "--single-process");
-  return playwright.launch({ executablePath: await chromium.executablePath(), args: [...args, ...QUIET] });
+  const { executablePath, args } = await npmChromium();
+  return playwright.launch({ executablePath, args: [...args, ...QUIET] });
 }
