@@ -87,7 +87,12 @@ async function privateClone(): Promise<string> {
   const parts = ["package.json", "tsconfig.json", "src", "node_modules", "client"].filter((part) => existsSync(join(ROOT, part)));
   // hard links where the file system allows them (fast), a real copy otherwise
   let copy = spawnSync("cp", ["-al", ...parts, dir], { cwd: ROOT, encoding: "utf8" });
-  if (copy.status !== 0) copy = spawnSync("cp", ["-a", ...parts, dir], { cwd: ROOT, encoding: "utf8" });
+  if (copy.status !== 0) {
+    // never write through a hard link made before the failure: start from an empty directory
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { mode: 0o700 });
+    copy = spawnSync("cp", ["-a", ...parts, dir], { cwd: ROOT, encoding: "utf8" });
+  }
   if (copy.status !== 0) throw new Error(`copying the repository failed: ${copy.stderr}`);
   return dir;
 }
