@@ -25,6 +25,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# the client package (client/): built first, copied into dist/client for `realtime-gateway/client`
+COPY client ./client
 RUN npm run build
 
 # ---- prod-deps: production dependencies only ---------------------------------------------------

@@ -1,6 +1,6 @@
 import { expect } from "chai";
-import { createTicketClient, type SubscriptionHandlers, type TicketClient, type TicketClientOptions, type TicketUpdate } from "../src/client/index.js";
-import { tokenExpiry } from "../src/client/token.js";
+import { createTicketClient, type SubscriptionHandlers, type TicketClient, type TicketClientOptions, type TicketUpdate } from "../client/src/index.js";
+import { tokenExpiry } from "../client/src/token.js";
 import { ticketRoom, type Viewer } from "../src/protocol.js";
 import { onCleanup } from "./support/cleanup.js";
 import { connect, eventually, quietPeriod, token } from "./support/client.js";

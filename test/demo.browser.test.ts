@@ -1,5 +1,5 @@
 /**
- * The demo page in a real browser (Debian's Chromium through playwright-core): two agents in two
+ * The demo page in a real browser (Chromium from npm, or the system's, through playwright-core: see support/browser.ts): two agents in two
  * browser contexts on one ticket. Screenshots go to test-artifacts/ (and docs/demo.png when it is
  * missing or UPDATE_DOCS_SCREENSHOT=1).
  */
@@ -7,14 +7,14 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { expect } from "chai";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { seedDemo } from "../src/db/embedded.js";
 import { onCleanup } from "./support/cleanup.js";
+import { launchChromium } from "./support/browser.js";
 import { token } from "./support/client.js";
 import { startCluster, type Cluster } from "./support/cluster.js";
 import { ROOT } from "./support/process.js";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ARTIFACTS = join(ROOT, "test-artifacts");
 const DOCS_SCREENSHOT = join(ROOT, "docs", "demo.png");
 
@@ -48,11 +48,7 @@ describe("demo page in Chromium", function () {
   let browser: Browser;
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    browser = await launchChromium();
     await mkdir(ARTIFACTS, { recursive: true });
   });
 

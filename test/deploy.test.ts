@@ -113,17 +113,14 @@ function containerEnv(objects: K8sObject[], fakeSecrets: Record<string, string>)
   return { names, env };
 }
 
-/** The variables of the configuration table in SPEC.md (shared/ beside the repo) or README.md. */
+/** The variables of the configuration table in docs/configuration.md (the repository's own contract). */
 function specVariables(): string[] {
-  const candidates = [join(ROOT, "..", "shared", "SPEC.md"), join(ROOT, "README.md")];
-  for (const file of candidates.filter(existsSync)) {
-    const section = /## Configuration[^\n]*\n([\s\S]*?)(\n## |$)/.exec(readFileSync(file, "utf8"))?.[1];
-    if (!section) continue;
-    const rows = section.split("\n").filter((line) => line.startsWith("| `"));
-    const names = rows.flatMap((row) => [...row.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]!));
-    if (names.length > 0) return [...new Set(names)];
-  }
-  throw new Error(`no configuration table found in ${candidates.join(" or ")}`);
+  const file = join(ROOT, "docs", "configuration.md");
+  const section = /## Variables[^\n]*\n([\s\S]*?)(\n## |$)/.exec(readFileSync(file, "utf8"))?.[1] ?? "";
+  const rows = section.split("\n").filter((line) => line.startsWith("| `"));
+  const names = rows.flatMap((row) => [...row.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]!));
+  if (names.length === 0) throw new Error(`no configuration table found in ${file}`);
+  return [...new Set(names)];
 }
 
 const FAKE_SECRETS = {
@@ -403,7 +400,7 @@ describe("deployment: Helm chart", function () {
         for (const name of names) expect(CONFIG_VARIABLES as readonly string[], `${name} is read by src/config.ts`).to.include(name);
         // INSTANCE_ID defaults to HOSTNAME, which Kubernetes sets to the pod name: the chart leaves it out
         const expected = [...specVariables().filter((name) => name !== "INSTANCE_ID"), "REDIS_PREFIX"];
-        for (const name of expected) expect(CONFIG_VARIABLES as readonly string[], `SPEC's ${name} is in CONFIG_VARIABLES`).to.include(name);
+        for (const name of expected) expect(CONFIG_VARIABLES as readonly string[], `docs/configuration.md's ${name} is in CONFIG_VARIABLES`).to.include(name);
         expect(names).to.include.members(expected);
       });
 

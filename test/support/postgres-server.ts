@@ -5,7 +5,9 @@
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { placeEmbedded } from "../../src/db/embedded-access.js";
 import { importEmbeddedPostgres } from "../../src/db/embedded.js";
+import { silentLogger } from "../../src/logger.js";
 import { onCleanup, track } from "./cleanup.js";
 import { freePort } from "../../src/free-port.js";
 
@@ -22,9 +24,11 @@ export async function startPostgresServer(): Promise<PostgresServer> {
   await chmod(dir, 0o755);
   const port = await freePort();
   // without its exit hooks: they would answer the test runner's signals and uncaught errors with exit()
-  const EmbeddedPostgres = await importEmbeddedPostgres();
+  // the binaries from where the postgres OS user reaches them (a copy when this tree is private)
+  const { moduleUrl, databaseDir } = await placeEmbedded(dir, silentLogger);
+  const EmbeddedPostgres = await importEmbeddedPostgres(moduleUrl);
   const server = new EmbeddedPostgres({
-    databaseDir: join(dir, "data"),
+    databaseDir,
     port,
     user: "postgres",
     password: "postgres",

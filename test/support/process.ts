@@ -28,12 +28,14 @@ export interface SpawnOptions {
   args?: string[];
   entry?: string;
   timeoutMs?: number;
+  /** working directory (default: the repository) */
+  cwd?: string;
 }
 
 /** Run `src/main.ts` (or `entry`) under tsx with exactly `env` (plus PATH/HOME). */
 export async function spawnGateway(env: Record<string, string>, options: SpawnOptions = {}): Promise<GatewayProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", options.entry ?? MAIN, ...(options.args ?? [])], {
-    cwd: ROOT,
+    cwd: options.cwd ?? ROOT,
     // the start-up log line carries the ports: a child logs at info at least
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env, LOG_LEVEL: ["debug", "trace"].includes(env.LOG_LEVEL ?? "") ? env.LOG_LEVEL! : "info" },
     stdio: ["ignore", "pipe", "pipe"],

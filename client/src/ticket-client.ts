@@ -5,7 +5,7 @@
  * expires, and handshake rejections the stock client gives up on are retried with jittered backoff.
  */
 import { io, type ManagerOptions, type Socket, type SocketOptions } from "socket.io-client";
-import type { ClientToServerEvents, HandshakeErrorData, ServerToClientEvents } from "../protocol.js";
+import type { ClientToServerEvents, HandshakeErrorData, ServerToClientEvents } from "./protocol.js";
 import { Backoff } from "./backoff.js";
 import { ClientErrorCode, TicketClientError } from "./errors.js";
 import { TicketSubscription, type SubscriptionHandlers, type SubscriptionLink } from "./subscription.js";

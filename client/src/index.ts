@@ -14,4 +14,4 @@ export {
 export type { SubscribedInfo, SubscriptionHandlers, TypingSignal } from "./subscription.js";
 export { ClientErrorCode, TicketClientError } from "./errors.js";
 export { tokenExpiry } from "./token.js";
-export type { TicketUpdate, Viewer, SubscribeResult } from "../protocol.js";
+export type { TicketUpdate, Viewer, SubscribeResult } from "./protocol.js";

@@ -3,7 +3,7 @@
  * fans events out to the app's handlers. The connection is behind `SubscriptionLink`, so this
  * file knows nothing about reconnects or tokens.
  */
-import type { Ack, SubscribeResult, TicketUpdate, Viewer } from "../protocol.js";
+import type { Ack, SubscribeResult, TicketUpdate, Viewer } from "./protocol.js";
 import { Backoff } from "./backoff.js";
 import { TicketClientError } from "./errors.js";
 import { Sequencer } from "./sequencer.js";

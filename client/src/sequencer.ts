@@ -3,7 +3,7 @@
  * out of order) into exactly-once, in-seq-order delivery. Pure logic, no timers and no I/O, so
  * the ticket client decides when a gap is worth a re-subscribe.
  */
-import type { SubscribeResult, TicketUpdate } from "../protocol.js";
+import type { SubscribeResult, TicketUpdate } from "./protocol.js";
 
 export interface SequencerStats {
   delivered: number;
