@@ -22,6 +22,7 @@ import { createMetrics, type Metrics } from "./metrics.js";
 import { createPresence } from "./presence/index.js";
 import { ticketRoom, type TicketUpdate } from "./protocol.js";
 import { createRedisClients, redisAdapter, type RedisClients } from "./redis.js";
+import { createLiveness } from "./cluster/liveness.js";
 import { onConnection } from "./socket/connection.js";
 import type { GatewayServer, SocketContext } from "./socket/context.js";
 import { handshakeMiddleware } from "./socket/handshake.js";
@@ -114,7 +115,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
   async function open(): Promise<void> {
     let redis: RedisClients | undefined;
     if (config.redisUrl) {
-      redis = createRedisClients(config.redisUrl, logger);
+      redis = createRedisClients(config.redisUrl, logger, { cluster: config.redisCluster });
       redisClients = redis;
       const clients = redis;
       stack.defer("redis", () => clients.close());
@@ -134,9 +135,12 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     stack.defer("database", () => db.close());
     checks.set("postgres", () => db.check());
 
-    const limits = createLimits({ config, redis, logger, metrics });
+    // one heartbeat for the whole instance: limits and presence forget a dead instance through it
+    const liveness = redis && createLiveness({ client: redis.pub, prefix: config.redisPrefix, instanceId: config.instanceId, logger });
+    if (liveness) stack.defer("liveness", () => liveness.close());
+    const limits = createLimits({ config, redis, logger, metrics, liveness });
     stack.defer("limits", () => limits.close());
-    const presence = createPresence({ config, redis, logger });
+    const presence = createPresence({ config, redis, logger, liveness });
     stack.defer("presence", () => presence.close());
     const jwtConfig =
       config.jwt.secret || config.jwt.publicKey || config.jwt.jwksUrl ? config.jwt : { ...config.jwt, secret: await loadOrCreateDevSecret(config.dataDir) };

@@ -11,7 +11,7 @@ async function connectError(url: string, options: ConnectOptions = {}) {
 }
 
 // the same behaviour from the memory driver (single node) and the Redis driver (3 instances)
-for (const mode of ["single", "classic"] as ClusterMode[]) {
+for (const mode of ["single", "classic", "redis-cluster"] as ClusterMode[]) {
   describe(`connection limits per IP (${mode})`, () => {
     const n = mode === "single" ? 1 : 3;
 
