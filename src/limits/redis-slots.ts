@@ -28,19 +28,22 @@ import { LocalSlots } from "./local-slots.js";
 
 /**
  * KEYS: liveness set, own hash, the other live instances' hashes. ARGV: ip, max, own id, hash
- * expiry (ms), the other instances' ids in KEYS order. {-1, 0, ids...} when the list is stale.
+ * expiry (ms), liveness ttl (ms), the other instances' ids in KEYS order. {-1, 0, ids...} when the
+ * list is stale. Taking a slot is a heartbeat too: a new instance counts for the others from its
+ * first admission on, not from its first timer beat.
  */
 const ACQUIRE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], 'GT', now + tonumber(ARGV[5]), ARGV[3])
 local others = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
   if id ~= ARGV[3] then others[#others + 1] = id end
 end
-local stale = #others ~= #ARGV - 4
+local stale = #others ~= #ARGV - 5
 if not stale then
   local given = {}
-  for i = 5, #ARGV do given[ARGV[i]] = true end
+  for i = 6, #ARGV do given[ARGV[i]] = true end
   for _, id in ipairs(others) do if not given[id] then stale = true end end
 end
 if stale then
@@ -120,7 +123,7 @@ export class RedisSlots {
     for (let attempt = 0; ; attempt++) {
       const others = this.others;
       const keys = [this.liveness.key, this.ownKey, ...others.map((id) => this.hashPrefix + id)];
-      const reply = await this.client.rgSlotAcquire(keys.length, ...keys, ip, max, this.liveness.instanceId, this.hashTtlMs, ...others);
+      const reply = await this.client.rgSlotAcquire(keys.length, ...keys, ip, max, this.liveness.instanceId, this.hashTtlMs, this.liveness.ttlMs, ...others);
       const [allowed, held, ...live] = reply;
       if (Number(allowed) !== -1) return [Number(allowed), Number(held)];
       this.others = live.map(String);
