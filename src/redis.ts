@@ -118,18 +118,45 @@ function guardPublishes(client: RedisConnection, logger: Logger): void {
   }
 }
 
-/** Every master answers CLUSTER INFO with cluster_state:ok within a second. */
+/**
+ * Every master answers CLUSTER INFO within a second with cluster_state:ok, and we reach as many
+ * masters as serve slots (ioredis drops a dead master from its pool before the others mark it
+ * failed, and until then they still report ok).
+ */
 async function clusterHealthy(cluster: Cluster): Promise<boolean> {
   const masters = cluster.nodes("master");
   if (masters.length === 0) return false;
   const states = await Promise.all(
     masters.map((node) =>
       withTimeout(node.cluster("INFO") as Promise<string>, 1000, "CLUSTER INFO")
-        .then((info) => /cluster_state:ok/.test(info))
+        .then((info) => /cluster_state:ok/.test(info) && Number(/cluster_size:(\d+)/.exec(info)?.[1] ?? 0) <= masters.length)
         .catch(() => false),
     ),
   );
   return states.every(Boolean);
+}
+
+interface ShardedSubscriberView {
+  isHealthy(): boolean;
+  subscriberStatus: string;
+  getInstance(): Redis | null;
+}
+
+/**
+ * Whether the subscriber Cluster's per-master SSUBSCRIBE connections are all up and resubscribed.
+ * ioredis exposes no public API for this, so it reads the subscriber group (ioredis ^5.9) and, if
+ * that ever changes shape, falls back to the cluster's own status.
+ */
+function shardedSubscribersUp(sub: Cluster): boolean {
+  const group = (sub as unknown as { shardedSubscribers?: { shardedSubscribers?: Map<string, ShardedSubscriberView>; isResetting?: boolean } }).shardedSubscribers;
+  const map = group?.shardedSubscribers;
+  if (!(map instanceof Map)) return sub.status === "ready";
+  if (group?.isResetting) return false;
+  for (const subscriber of map.values()) {
+    if (!subscriber.isHealthy()) return false;
+    if (subscriber.subscriberStatus !== "idle" && subscriber.getInstance()?.status !== "ready") return false;
+  }
+  return true;
 }
 
 export function createRedisClients(url: string, logger: Logger, options: RedisClientsOptions = {}): RedisClients {
@@ -168,8 +195,21 @@ export function createRedisClients(url: string, logger: Logger, options: RedisCl
   let probeTimer: NodeJS.Timeout | undefined;
   let closed = false;
   if (cluster) {
+    // a master failed or moved: its subscriber is replaced and its channels resubscribed per slot;
+    // until "subscribersReady", messages on that master's slots would be lost, so stay unready
+    let resubscribing = false;
+    sub.on("-subscriber", () => {
+      resubscribing = true;
+      healthy = false;
+      update();
+    });
+    sub.on("subscribersReady", () => {
+      resubscribing = false;
+    });
     const probe = async () => {
-      healthy = pub.status === "ready" && (await clusterHealthy(pub as Cluster));
+      // read before the round trips: a resubscription sent before them has landed after them
+      const subscribed = !resubscribing && shardedSubscribersUp(sub as Cluster);
+      healthy = subscribed && pub.status === "ready" && (await clusterHealthy(pub as Cluster));
       update();
       if (!closed) probeTimer = setTimeout(() => void probe(), options.clusterProbeMs ?? 1000);
     };
