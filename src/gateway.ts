@@ -206,7 +206,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       });
     }
     logger.info(
-      { port, metricsPort, mode: redis ? `cluster (redis ${config.redisAdapter} adapter)` : "single node (in-memory adapter, limiter and presence)" },
+      { port, metricsPort, mode: redis ? `cluster (redis ${config.redisAdapter} adapter${config.redisCluster ? " on a Redis Cluster" : ""})` : "single node (in-memory adapter, limiter and presence)" },
       redis ? "gateway started in cluster mode" : "gateway started as a single node: no REDIS_URL, in-memory adapter and limits",
     );
   }

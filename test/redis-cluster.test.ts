@@ -8,7 +8,7 @@
 import { expect } from "chai";
 import type { Gateway } from "../src/gateway.js";
 import { ticketRoom } from "../src/protocol.js";
-import { connect, connectError, eventually, request, token, type TestSocket } from "./support/client.js";
+import { collect, connect, connectError, eventually, request, token, type TestSocket } from "./support/client.js";
 import { clusterEnv, startCluster } from "./support/cluster.js";
 import { sql } from "./support/db.js";
 import { range, recordHistory, type History } from "./support/history.js";
@@ -20,8 +20,8 @@ import { sharedRedisCluster, startRedisCluster, type RedisClusterServer } from "
 /** The shard channel @socket.io/redis-adapter uses for a room in dynamic mode. */
 const roomChannel = (prefix: string, room: string) => `${prefix}:sio#/#${room}#`;
 
-/** Heartbeat expiry + ~1.25 sweep intervals (src/cluster/liveness.ts defaults), with slack for a loaded machine. */
-const CRASH_CLEANUP_MS = 25_000;
+/** The presence promise (SPEC): heartbeat expiry 15 s + a sweep within ~6.25 s, with slack for a loaded machine. */
+const CRASH_CLEANUP_MS = 30_000;
 
 /** Tickets whose room channels land on every master, `perMaster` on each. */
 async function ticketsOnEveryMaster(redis: RedisClusterServer, prefix: string, perMaster: number): Promise<string[]> {
@@ -75,7 +75,17 @@ describe("on a Redis Cluster", function () {
     }
   });
 
-  it("SIGKILL an instance: its per-IP slots and its viewers are gone within 25 s, and the cap holds cluster-wide", async () => {
+  it("gateway.evict() on one instance revokes the user's sockets on the other (server-side emits over sharded pub/sub)", async () => {
+    const cluster = await startCluster(2, { mode: "redis-cluster" });
+    const ann = await connect(cluster.urls[1]!, { sub: "ann" });
+    expect(await request(ann, "ticket:subscribe", { ticketId: "T" })).to.include({ ok: true });
+    const revoked = collect(ann, "ticket:revoked");
+    cluster.gateways[0]!.evict("T", "ann", "reassigned");
+    await eventually(() => revoked.length === 1, "ann to be revoked on the other instance");
+    expect(revoked[0]).to.deep.equal({ ticketId: "T", reason: "reassigned" });
+  });
+
+  it("SIGKILL an instance: its per-IP slots and its viewers are gone within 30 s, and the cap holds cluster-wide", async () => {
     const redis = await sharedRedisCluster();
     const cluster = await startCluster(1, { mode: "redis-cluster", env: { MAX_CONNECTIONS_PER_IP: "6" } });
     const survivor = cluster.urls[0]!;

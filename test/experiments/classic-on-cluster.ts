@@ -35,7 +35,7 @@ async function trial(kind: "classic" | "sharded", seeds: Array<{ host: string; p
     }),
   );
   const client = connect(`http://127.0.0.1:${servers[1]!.port}`, { transports: ["websocket"] });
-  await new Promise((resolve) => client.on("connect", resolve));
+  await new Promise<void>((resolve) => client.on("connect", () => resolve()));
   await new Promise((resolve) => setTimeout(resolve, 500)); // let the room subscription land (experiment only)
   const seen: number[] = [];
   const done = new Promise<void>((resolve) => client.on("u", (n: number) => seen.push(n) === N && resolve()));
