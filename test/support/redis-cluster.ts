@@ -111,6 +111,8 @@ async function launch(options: RedisClusterOptions, tracked = true): Promise<Red
             "--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`,
             "--cluster-node-timeout", String(options.nodeTimeoutMs ?? 1000),
             "--save", "", "--appendonly", "no", "--protected-mode", "no",
+            // a replica fails over however long it was cut off from its master (test data is disposable)
+            "--cluster-replica-validity-factor", "0", "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0",
           ],
           { stdio: "ignore" },
         );
