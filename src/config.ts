@@ -31,8 +31,10 @@ export interface GatewayConfig {
   host: string;
   /** Prometheus port; 0 picks a free one (tests), -1 disables. @default 9464 */
   metricsPort: number;
-  /** unset: single node (in-memory adapter, limiter, presence) */
+  /** unset: single node (in-memory adapter, limiter, presence). With `redisCluster`, comma-separated seed nodes */
   redisUrl?: string;
+  /** REDIS_CLUSTER: `redisUrl` lists the seed nodes of a Redis Cluster. @default false */
+  redisCluster: boolean;
   /** @default "classic" */
   redisAdapter: "classic" | "sharded";
   /** prefix of every Redis key and channel, so several clusters (or tests) share one Redis. @default "rg" */
@@ -172,6 +174,26 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
+/**
+ * REDIS_URL: one URL, or with REDIS_CLUSTER=true the seed nodes of a Redis Cluster, comma-separated
+ * (each a redis:// or rediss:// URL with no database number: a cluster has only database 0).
+ */
+function redisUrl(env: Env, cluster: boolean): string | undefined {
+  const raw = read(env, "REDIS_URL");
+  if (raw === undefined) return undefined;
+  if (!cluster) {
+    if (raw.includes(",")) throw new ConfigError("REDIS_URL", "lists several nodes: set REDIS_CLUSTER=true for a Redis Cluster, or give one URL", redact(raw));
+    return url(env, "REDIS_URL", ["redis:", "rediss:"]);
+  }
+  const seeds = raw.split(",").map((seed) => seed.trim());
+  for (const seed of seeds) {
+    const checked = url({ REDIS_URL: seed }, "REDIS_URL", ["redis:", "rediss:"])!;
+    const db = new URL(checked).pathname.replace(/^\//, "");
+    if (db !== "" && db !== "0") throw new ConfigError("REDIS_URL", "must not select a database with REDIS_CLUSTER=true (a Redis Cluster has only database 0)", redact(seed));
+  }
+  return seeds.join(",");
+}
+
 /** Never echo a password back in an error line (up to the last "@": a password may hold "@" or "/"). */
 function redact(raw: string): string {
   return raw.replace(/\/\/([^:/@]*):.*@/, "//$1:***@");
@@ -238,6 +260,14 @@ export function loadConfig(env: Env = {}, options: LoadOptions = {}): GatewayCon
       throw new ConfigError("CORS_ORIGINS", "must be comma-separated origins like https://app.example.com", origin);
     }
   }
+  const redisCluster = boolean(env, "REDIS_CLUSTER", false);
+  const redisAdapter = oneOf(env, "REDIS_ADAPTER", ["classic", "sharded"] as const, redisCluster ? "sharded" : "classic");
+  if (redisCluster && redisAdapter === "classic") {
+    // measured (docs/redis-cluster.md): classic PUBLISH over a cluster reorders a ticket's seqs and
+    // reaches every node of the cluster through its bus, so it neither keeps order nor scales
+    throw new ConfigError("REDIS_ADAPTER", "must be sharded with REDIS_CLUSTER=true (the classic adapter reorders a ticket's updates on a Redis Cluster)", redisAdapter);
+  }
+  if (redisCluster && read(env, "REDIS_URL") === undefined) throw new ConfigError("REDIS_URL", "must list the seed nodes of the Redis Cluster when REDIS_CLUSTER=true");
   const port = integer(env, "PORT", 3000, 0, 65535);
   const metricsPort = integer(env, "METRICS_PORT", 9464, -1, 65535);
   if (metricsPort === port && port !== 0) throw new ConfigError("METRICS_PORT", "must differ from PORT", String(metricsPort));
@@ -245,8 +275,9 @@ export function loadConfig(env: Env = {}, options: LoadOptions = {}): GatewayCon
     port,
     host: read(env, "HOST") ?? "0.0.0.0",
     metricsPort,
-    redisUrl: url(env, "REDIS_URL", ["redis:", "rediss:"]),
-    redisAdapter: oneOf(env, "REDIS_ADAPTER", ["classic", "sharded"] as const, "classic"),
+    redisUrl: redisUrl(env, redisCluster),
+    redisCluster,
+    redisAdapter,
     redisPrefix: prefix,
     databaseUrl,
     pgChannel: channel,
@@ -292,7 +323,7 @@ function identifier(env: Env, name: string, fallback: string): string {
 
 /** Every variable `loadConfig` reads: the Helm chart and the docs are checked against this list. */
 export const CONFIG_VARIABLES = [
-  "PORT", "HOST", "METRICS_PORT", "REDIS_URL", "REDIS_ADAPTER", "REDIS_PREFIX", "DATABASE_URL", "PG_CHANNEL",
+  "PORT", "HOST", "METRICS_PORT", "REDIS_URL", "REDIS_CLUSTER", "REDIS_ADAPTER", "REDIS_PREFIX", "DATABASE_URL", "PG_CHANNEL",
   "JWT_SECRET", "JWT_PUBLIC_KEY", "JWT_JWKS_URL", "JWT_ISSUER", "JWT_AUDIENCE", "MAX_CONNECTIONS_PER_IP",
   "CONNECTION_RATE_PER_IP", "MAX_CONNECTIONS", "EVENT_RATE_PER_SOCKET", "MAX_SUBSCRIPTIONS_PER_SOCKET",
   "MAX_PAYLOAD_BYTES", "TRUST_PROXY", "CORS_ORIGINS", "EVENT_RETENTION", "SHUTDOWN_GRACE_MS", "LOG_LEVEL",

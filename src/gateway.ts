@@ -21,6 +21,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { createPresence } from "./presence/index.js";
 import { createRedisClients, redisAdapter, type RedisClients } from "./redis.js";
+import { createLiveness } from "./cluster/liveness.js";
 import { onConnection } from "./socket/connection.js";
 import type { SocketContext } from "./socket/context.js";
 import type { GatewayServer } from "./io-types.js";
@@ -117,7 +118,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
   async function open(): Promise<void> {
     let redis: RedisClients | undefined;
     if (config.redisUrl) {
-      redis = createRedisClients(config.redisUrl, logger, config.instanceId);
+      redis = createRedisClients(config.redisUrl, logger, { cluster: config.redisCluster, instanceId: config.instanceId });
       redisClients = redis;
       const clients = redis;
       stack.defer("redis", () => clients.close());
@@ -137,9 +138,12 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     stack.defer("database", () => db.close());
     checks.set("postgres", () => db.check());
 
-    const limits = createLimits({ config, redis, logger, metrics });
+    // one heartbeat for the whole instance: limits and presence forget a dead instance through it
+    const liveness = redis && createLiveness({ client: redis.pub, prefix: config.redisPrefix, instanceId: config.instanceId, logger });
+    if (liveness) stack.defer("liveness", () => liveness.close());
+    const limits = createLimits({ config, redis, logger, metrics, liveness });
     stack.defer("limits", () => limits.close());
-    const presence = createPresence({ config, redis, logger });
+    const presence = createPresence({ config, redis, logger, liveness });
     stack.defer("presence", () => presence.close());
     const jwtConfig =
       config.jwt.secret || config.jwt.publicKey || config.jwt.jwksUrl ? config.jwt : { ...config.jwt, secret: await loadOrCreateDevSecret(config.dataDir) };
@@ -207,7 +211,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       });
     }
     logger.info(
-      { port, metricsPort, mode: redis ? `cluster (redis ${config.redisAdapter} adapter)` : "single node (in-memory adapter, limiter and presence)" },
+      { port, metricsPort, mode: redis ? `cluster (redis ${config.redisAdapter} adapter${config.redisCluster ? " on a Redis Cluster" : ""})` : "single node (in-memory adapter, limiter and presence)" },
       redis ? "gateway started in cluster mode" : "gateway started as a single node: no REDIS_URL, in-memory adapter and limits",
     );
   }

@@ -5,7 +5,7 @@ import { startCluster, type ClusterMode } from "./support/cluster.js";
 
 const update = (ticketId: string, seq: number) => ({ ticketId, seq, id: String(seq), type: "test", data: { seq }, at: new Date().toISOString() });
 
-for (const mode of ["classic", "sharded", "single"] as ClusterMode[]) {
+for (const mode of ["classic", "sharded", "single", "redis-cluster"] as ClusterMode[]) {
   describe(`rooms across instances (${mode})`, () => {
     const n = mode === "single" ? 1 : 3;
 

@@ -52,6 +52,12 @@ const invalid: Array<[string, Record<string, string>]> = [
   ["REDIS_URL", { REDIS_URL: "http://localhost:6379" }],
   ["REDIS_ADAPTER", { REDIS_ADAPTER: "cluster" }],
   ["REDIS_ADAPTER", { REDIS_ADAPTER: "Sharded" }],
+  ["REDIS_CLUSTER", { REDIS_CLUSTER: "maybe" }],
+  ["REDIS_URL", { REDIS_URL: "redis://a:6379,redis://b:6379" }],
+  ["REDIS_URL", { REDIS_CLUSTER: "true" }],
+  ["REDIS_URL", { REDIS_CLUSTER: "true", REDIS_URL: "redis://a:6379,http://b:6379" }],
+  ["REDIS_URL", { REDIS_CLUSTER: "true", REDIS_URL: "redis://a:6379/2" }],
+  ["REDIS_ADAPTER", { REDIS_CLUSTER: "true", REDIS_URL: "redis://a:6379", REDIS_ADAPTER: "classic" }],
   ["REDIS_PREFIX", { REDIS_PREFIX: "has space" }],
   ["DATABASE_URL", { DATABASE_URL: "mysql://gateway:s3cret@localhost/helpdesk" }],
   ["DATABASE_URL", { DATABASE_URL: "not a url" }],
@@ -109,6 +115,12 @@ describe("configuration", () => {
     expect(error.message).to.match(/^JWT_SECRET .*JWT_PUBLIC_KEY.*JWT_JWKS_URL.*DATABASE_URL/);
   });
 
+  it("REDIS_CLUSTER=true takes comma-separated seed nodes and defaults to the sharded adapter", () => {
+    const config = loadConfig({ ...BASE, REDIS_CLUSTER: "true", REDIS_URL: "redis://:pw@10.0.0.1:6379, redis://:pw@10.0.0.2:6379,redis://:pw@10.0.0.3:6379/0" });
+    expect(config).to.include({ redisCluster: true, redisAdapter: "sharded", redisUrl: "redis://:pw@10.0.0.1:6379,redis://:pw@10.0.0.2:6379,redis://:pw@10.0.0.3:6379/0" });
+    expect(loadConfig({ ...BASE, REDIS_URL: "redis://localhost:6379" })).to.include({ redisCluster: false, redisAdapter: "classic" });
+  });
+
   it("never echoes a password from a URL", () => {
     for (const DATABASE_URL of ["mysql://gateway:s3cret@localhost/db", "postgres://gateway:s3cret@@host:bad/db", "mysql://gateway:s3c@ret/x@localhost/db"]) {
       const error = configError({ ...BASE, DATABASE_URL });
@@ -123,6 +135,7 @@ describe("configuration", () => {
 
     for (const [variable, env] of [
       ["REDIS_ADAPTER", { REDIS_ADAPTER: "cluster" }],
+      ["REDIS_ADAPTER", { REDIS_CLUSTER: "true", REDIS_URL: "redis://127.0.0.1:1", REDIS_ADAPTER: "classic" }],
       ["SHUTDOWN_GRACE_MS", { SHUTDOWN_GRACE_MS: "soon" }],
       ["JWT_SECRET", { JWT_SECRET: "" }],
     ] as Array<[string, Record<string, string>]>) {

@@ -282,6 +282,7 @@ describe("deployment: Helm chart", function () {
   for (const [label, extra] of [
     ["the default values", [] as string[]],
     ["ci/production-values.yaml", ["-f", join(CHART_DIR, "ci", "production-values.yaml")]],
+    ["ci/redis-cluster-values.yaml", ["-f", join(CHART_DIR, "ci", "redis-cluster-values.yaml")]],
   ] as const) {
     it(`passes helm lint --strict with ${label}`, () => {
       const result = helm("lint", "--strict", CHART_DIR, ...extra);

@@ -2,6 +2,7 @@ import { expect } from "chai";
 import { connect, connectError as rawConnectError, eventually, request, token, type ConnectOptions, type TestSocket } from "./support/client.js";
 import { startCluster, type ClusterMode } from "./support/cluster.js";
 import { redisClient, redisSlotCount, rejected } from "./support/limits.js";
+import { sharedRedisCluster } from "./support/redis-cluster.js";
 
 const IP = "127.0.0.1";
 
@@ -10,8 +11,8 @@ async function connectError(url: string, options: ConnectOptions = {}) {
   return rawConnectError(url, { token: await token(), ...options });
 }
 
-// the same behaviour from the memory driver (single node) and the Redis driver (3 instances)
-for (const mode of ["single", "classic"] as ClusterMode[]) {
+// the same behaviour from the memory driver (single node) and the Redis driver (3 instances), on one Redis and on a Redis Cluster
+for (const mode of ["single", "classic", "redis-cluster"] as ClusterMode[]) {
   describe(`connection limits per IP (${mode})`, () => {
     const n = mode === "single" ? 1 : 3;
 
@@ -76,7 +77,7 @@ for (const mode of ["single", "classic"] as ClusterMode[]) {
         // at most one socket is ever open, so 3 slots are plenty unless releases leak
       }
       if (mode !== "single") {
-        const redis = redisClient();
+        const redis = mode === "redis-cluster" ? (await sharedRedisCluster()).client() : redisClient();
         await eventually(async () => (await redisSlotCount(redis, cluster.prefix, IP)) === 0, "the Redis count to return to zero");
       }
       // exactly the cap fits again: nothing leaked, nothing released twice

@@ -1,65 +1,83 @@
 /** The PresenceStore behaviour, run against the memory driver and the Redis driver (real Redis). */
 import { expect } from "chai";
-import type { Redis } from "ioredis";
+import { Cluster } from "ioredis";
 import { silentLogger } from "../src/logger.js";
 import { createMemoryPresence } from "../src/presence/memory.js";
 import { createRedisPresence, type RedisPresenceOptions, type RedisPresenceStore } from "../src/presence/redis.js";
 import type { PresenceSnapshot, PresenceStore } from "../src/presence/types.js";
-import { createRedisClient } from "../src/redis.js";
+import { createClusterClient, createRedisClient, type RedisConnection } from "../src/redis.js";
 import { onCleanup } from "./support/cleanup.js";
 import { eventually } from "./support/client.js";
 import { randomPrefix } from "./support/cluster.js";
 import { TEST_REDIS_URL } from "./support/env.js";
+import { sharedRedisCluster } from "./support/redis-cluster.js";
 
 const ann = { userId: "ann", name: "Ann", role: "agent" };
 const bob = { userId: "bob", name: "Bob", role: "agent" };
 const cid = { userId: "cid", name: "Cid", role: "customer" };
 
-function redisClient(): Redis {
-  const client = createRedisClient(TEST_REDIS_URL, "presence-test", silentLogger);
-  onCleanup("redis client", () => client.quit().catch(() => client.disconnect()));
-  return client;
+/** One Redis, or the shared Redis Cluster: the same behaviour on both. */
+interface Backend {
+  name: string;
+  client(): Promise<RedisConnection>;
 }
 
-/** Delete this test's keys (never FLUSHALL: Redis is shared). */
-function cleanupPrefix(prefix: string): void {
+const single: Backend = {
+  name: "redis",
+  async client() {
+    const client = createRedisClient(TEST_REDIS_URL, "presence-test", silentLogger);
+    onCleanup("redis client", () => client.quit().catch(() => client.disconnect()));
+    return client;
+  },
+};
+
+const cluster: Backend = {
+  name: "redis-cluster",
+  async client() {
+    const client = createClusterClient((await sharedRedisCluster()).url, "presence-test", silentLogger);
+    onCleanup("redis cluster client", () => client.quit().catch(() => client.disconnect()));
+    return client;
+  },
+};
+
+/** Delete this test's keys (never FLUSHALL: Redis is shared); on a cluster, on every master. */
+function cleanupPrefix(backend: Backend, prefix: string): void {
   onCleanup(`redis keys ${prefix}`, async () => {
-    const client = createRedisClient(TEST_REDIS_URL, "presence-test-cleanup", silentLogger);
-    try {
+    const client = await backend.client();
+    const nodes = client instanceof Cluster ? client.nodes("master") : [client];
+    for (const node of nodes) {
       let cursor = "0";
       do {
-        const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
-        if (keys.length > 0) await client.del(...keys);
+        const [next, keys] = await node.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
+        for (const key of keys) await node.del(key);
         cursor = next;
       } while (cursor !== "0");
-    } finally {
-      await client.quit();
     }
   });
 }
 
-function redisStore(prefix: string, instanceId: string, extra: Partial<RedisPresenceOptions> = {}): RedisPresenceStore {
-  const store = createRedisPresence({ client: extra.client ?? redisClient(), prefix, instanceId, logger: silentLogger, ...extra });
+async function redisStore(backend: Backend, prefix: string, instanceId: string, extra: Partial<RedisPresenceOptions> = {}): Promise<RedisPresenceStore> {
+  const store = createRedisPresence({ client: extra.client ?? (await backend.client()), prefix, instanceId, logger: silentLogger, ...extra });
   onCleanup(`presence ${instanceId}`, () => store.close());
   return store;
 }
 
-const drivers: Array<[string, () => PresenceStore]> = [
-  ["memory", () => createMemoryPresence()],
-  [
-    "redis",
-    () => {
+const drivers: Array<[string, () => Promise<PresenceStore>]> = [
+  ["memory", async () => createMemoryPresence()],
+  ...[single, cluster].map((backend): [string, () => Promise<PresenceStore>] => [
+    backend.name,
+    async () => {
       const prefix = randomPrefix();
-      cleanupPrefix(prefix);
-      return redisStore(prefix, "solo");
+      cleanupPrefix(backend, prefix);
+      return redisStore(backend, prefix, "solo");
     },
-  ],
+  ]),
 ];
 
 for (const [driver, create] of drivers) {
   describe(`presence store (${driver})`, () => {
     it("lists each viewer once, sorted, and reports changes with a growing rev", async () => {
-      const store = create();
+      const store = await create();
       const first = await store.join("t1", "s-bob", bob);
       expect(first).to.deep.include({ viewers: [bob], changed: true });
       const second = await store.join("t1", "s-ann", ann);
@@ -71,7 +89,7 @@ for (const [driver, create] of drivers) {
     });
 
     it("counts a user with two sockets once, until the last one leaves", async () => {
-      const store = create();
+      const store = await create();
       const one = await store.join("t1", "tab-1", ann);
       const two = await store.join("t1", "tab-2", ann);
       expect(two).to.deep.equal({ viewers: [ann], rev: one.rev, changed: false });
@@ -84,7 +102,7 @@ for (const [driver, create] of drivers) {
     });
 
     it("ignores a leave of a socket that never joined, and keeps tickets apart", async () => {
-      const store = create();
+      const store = await create();
       await store.join("t1", "s1", ann);
       await store.join("t2", "s2", bob);
       expect((await store.leave("t1", "nobody", "zed")).changed).to.equal(false);
@@ -93,7 +111,7 @@ for (const [driver, create] of drivers) {
     });
 
     it("never lets rev go back, even after a ticket empties", async () => {
-      const store = create();
+      const store = await create();
       const revs: number[] = [];
       for (let i = 0; i < 3; i++) {
         revs.push((await store.join("t1", `s${i}`, { ...cid, userId: `u${i}` })).rev);
@@ -105,25 +123,25 @@ for (const [driver, create] of drivers) {
   });
 }
 
-describe("presence store (redis, several instances)", () => {
+for (const backend of [single, cluster]) describe(`presence store (${backend.name}, several instances)`, () => {
   let prefix: string;
   beforeEach(() => {
     prefix = randomPrefix();
-    cleanupPrefix(prefix);
+    cleanupPrefix(backend, prefix);
   });
 
   /** Write a viewer held by an instance whose heartbeat expired at `expiresAt` (ms). */
   async function plantViewer(instanceId: string, expiresAt: number, ticketId: string, socketId: string, viewer: typeof ann): Promise<void> {
-    const client = redisClient();
-    const base = `${prefix}:{presence}`;
+    const client = await backend.client();
+    const base = `${prefix}:{gw}`;
     await client.zadd(`${base}:instances`, expiresAt, instanceId);
-    await client.hset(`${base}:t:${ticketId}`, socketId, JSON.stringify({ u: viewer.userId, n: viewer.name, r: viewer.role, i: instanceId }));
-    await client.sadd(`${base}:i:${instanceId}`, ticketId);
+    await client.hset(`${base}:presence:t:${ticketId}`, socketId, JSON.stringify({ u: viewer.userId, n: viewer.name, r: viewer.role, i: instanceId }));
+    await client.sadd(`${base}:presence:i:${instanceId}`, ticketId);
   }
 
   it("shares one list between instances", async () => {
-    const a = redisStore(prefix, "a");
-    const b = redisStore(prefix, "b");
+    const a = await redisStore(backend, prefix, "a");
+    const b = await redisStore(backend, prefix, "b");
     await a.join("t1", "sa", ann);
     const change = await b.join("t1", "sb", bob);
     expect(change.viewers).to.deep.equal([ann, bob]);
@@ -132,8 +150,8 @@ describe("presence store (redis, several instances)", () => {
   });
 
   it("hides a dead instance's viewers at once, and exactly one of two sweepers deletes and announces them", async () => {
-    const a = redisStore(prefix, "a");
-    const b = redisStore(prefix, "b");
+    const a = await redisStore(backend, prefix, "a");
+    const b = await redisStore(backend, prefix, "b");
     const announced: Array<[string, PresenceSnapshot]> = [];
     a.onChange((ticketId, snapshot) => announced.push([ticketId, snapshot]));
     b.onChange((ticketId, snapshot) => announced.push([ticketId, snapshot]));
@@ -151,21 +169,21 @@ describe("presence store (redis, several instances)", () => {
       ["t1", [ann]],
       ["t2", []],
     ]);
-    const client = redisClient();
-    expect(await client.hkeys(`${prefix}:{presence}:t:t1`)).to.deep.equal(["sa"]);
-    expect(await client.exists(`${prefix}:{presence}:i:crashed`)).to.equal(0);
-    expect(await client.zscore(`${prefix}:{presence}:instances`, "crashed")).to.equal(null);
+    const client = await backend.client();
+    expect(await client.hkeys(`${prefix}:{gw}:presence:t:t1`)).to.deep.equal(["sa"]);
+    expect(await client.exists(`${prefix}:{gw}:presence:i:crashed`)).to.equal(0);
+    expect(await client.zscore(`${prefix}:{gw}:instances`, "crashed")).to.equal(null);
   });
 
   it("an instance declared dead while paused puts its viewers back at its next heartbeat", async () => {
-    const a = redisStore(prefix, "a");
-    const b = redisStore(prefix, "b");
+    const a = await redisStore(backend, prefix, "a");
+    const b = await redisStore(backend, prefix, "b");
     const announcedByA: PresenceSnapshot[] = [];
     a.onChange((_, snapshot) => announcedByA.push(snapshot));
     await a.join("t1", "sa", ann);
     await b.join("t1", "sb", bob);
     // a's heartbeat "expired" (as after a long GC pause or a network partition)
-    await redisClient().zadd(`${prefix}:{presence}:instances`, Date.now() - 1, "a");
+    await (await backend.client()).zadd(`${prefix}:{gw}:instances`, Date.now() - 1, "a");
     await b.sweep();
     expect((await b.viewers("t1")).viewers).to.deep.equal([bob]);
     await a.heartbeat();
@@ -174,8 +192,8 @@ describe("presence store (redis, several instances)", () => {
   });
 
   it("a graceful close removes the instance's viewers and announces it", async () => {
-    const a = redisStore(prefix, "a");
-    const b = redisStore(prefix, "b");
+    const a = await redisStore(backend, prefix, "a");
+    const b = await redisStore(backend, prefix, "b");
     const announced: PresenceSnapshot[] = [];
     a.onChange((_, snapshot) => announced.push(snapshot));
     await a.join("t1", "sa", ann);
@@ -186,15 +204,15 @@ describe("presence store (redis, several instances)", () => {
   });
 
   it("a restarted instance with the same id drops the viewers its previous life left behind", async () => {
-    const crashedClient = createRedisClient(TEST_REDIS_URL, "presence-test-crash", silentLogger);
+    const crashedClient = await backend.client();
     const before = createRedisPresence({ client: crashedClient, prefix, instanceId: "pod-0", logger: silentLogger });
     await before.join("t1", "old-socket", ann);
     crashedClient.disconnect(); // the process died: nothing was cleaned up
     await before.close();
-    const b = redisStore(prefix, "b");
+    const b = await redisStore(backend, prefix, "b");
     expect((await b.viewers("t1")).viewers).to.deep.equal([ann]);
 
-    const after = redisStore(prefix, "pod-0");
+    const after = await redisStore(backend, prefix, "pod-0");
     const announced: PresenceSnapshot[] = [];
     after.onChange((_, snapshot) => announced.push(snapshot));
     await after.heartbeat();

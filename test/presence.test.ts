@@ -3,7 +3,7 @@ import { collect, connect, quietPeriod, request } from "./support/client.js";
 import { startCluster, type ClusterMode } from "./support/cluster.js";
 import { Watcher, allSee } from "./support/presence.js";
 
-for (const mode of ["classic", "sharded", "single"] as ClusterMode[]) {
+for (const mode of ["classic", "sharded", "single", "redis-cluster"] as ClusterMode[]) {
   describe(`presence across instances (${mode})`, () => {
     const n = mode === "single" ? 1 : 2;
 

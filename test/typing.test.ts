@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { TYPING_STARTS_PER_WINDOW, TYPING_TTL_MS } from "../src/socket/typing.js";
 import { collect, connect, eventually, nextEvent, quietPeriod, rawRequest, request, type TestSocket } from "./support/client.js";
-import { startCluster } from "./support/cluster.js";
+import { startCluster, type ClusterMode } from "./support/cluster.js";
 
 // the per-socket event limit is not what these tests are about
 const env = { EVENT_RATE_PER_SOCKET: "1000/1s" };
@@ -13,9 +13,10 @@ async function subscribed(url: string, sub: string, ticketId = "T"): Promise<Tes
   return socket;
 }
 
-describe("typing", () => {
+// one Redis (classic adapter) and a Redis Cluster (sharded adapter): typing travels the same way
+for (const mode of ["classic", "redis-cluster"] as ClusterMode[]) describe(`typing (${mode})`, () => {
   it("reaches the other subscribers on every instance, never the sender or the sender's other tabs", async () => {
-    const cluster = await startCluster(2, { env });
+    const cluster = await startCluster(2, { mode, env });
     const [u0, u1] = cluster.urls as [string, string];
     const ann = await subscribed(u0, "ann");
     const annTab = await subscribed(u1, "ann");
@@ -41,7 +42,7 @@ describe("typing", () => {
   });
 
   it("refuses typing from a socket that is not subscribed, and bad payloads", async () => {
-    const cluster = await startCluster(2, { env });
+    const cluster = await startCluster(2, { mode, env });
     const bob = await subscribed(cluster.urls[1]!, "bob");
     const heard = collect(bob, "ticket:typing");
     const eve = await connect(cluster.urls[0]!, { sub: "eve" });
@@ -75,7 +76,7 @@ describe("typing", () => {
 
   it("expires server-side when the client goes quiet, and stops at once on unsubscribe or disconnect", async function () {
     this.timeout(40_000);
-    const cluster = await startCluster(2, { env });
+    const cluster = await startCluster(2, { mode, env });
     const bob = await subscribed(cluster.urls[1]!, "bob");
     const heard = collect(bob, "ticket:typing");
     const quiet = await subscribed(cluster.urls[0]!, "quiet");
@@ -105,7 +106,7 @@ describe("typing", () => {
   });
 
   it("caps how often a socket may start typing, and never leaves a stale indicator behind", async () => {
-    const cluster = await startCluster(1, { env });
+    const cluster = await startCluster(1, { mode, env });
     const bob = await subscribed(cluster.urls[0]!, "bob");
     const heard = collect(bob, "ticket:typing");
     const flapper = await subscribed(cluster.urls[0]!, "flapper");

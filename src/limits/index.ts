@@ -8,6 +8,7 @@ import type { GatewayConfig, RateLimit } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import type { RedisClients } from "../redis.js";
+import { createLiveness, type Liveness } from "../cluster/liveness.js";
 import { createConnectionLimiter, memorySlots, type SlotStore } from "./connection-limiter.js";
 import { createEventLimiter } from "./event-limiter.js";
 import { RedisSlots } from "./redis-slots.js";
@@ -24,9 +25,8 @@ export interface LimitsOptions {
   redis?: RedisClients;
   logger: Logger;
   metrics: Metrics;
-  /** crash-safety timings of the Redis slots (tests shorten them). @default 30000 / 10000 */
-  slotTtlMs?: number;
-  heartbeatMs?: number;
+  /** the shared cluster liveness (with Redis); one of its own when not given */
+  liveness?: Liveness;
 }
 
 function memoryRate(limit: RateLimit): RateLimiterMemory {
@@ -56,20 +56,18 @@ export function createLimits(options: LimitsOptions): Limits {
         insuranceLimiter: memoryRate(rateLimit),
       });
     }
+    const ownLiveness = options.liveness ? undefined : createLiveness({ client: redis.pub, prefix: config.redisPrefix, instanceId: config.instanceId, logger });
     const redisSlots = new RedisSlots({
       client: redis.pub,
-      prefix: config.redisPrefix,
-      instanceId: config.instanceId,
+      liveness: options.liveness ?? ownLiveness!,
       logger,
-      ttlMs: options.slotTtlMs,
-      heartbeatMs: options.heartbeatMs,
       onFallback: (active) => metrics.limiterFallback.set(active ? 1 : 0),
     });
     redis.onChange((ready) => {
       redisSlots.markDirty();
       if (ready) void redisSlots.sync();
     });
-    slots = redisSlots;
+    slots = ownLiveness ? { acquire: (ip, max) => redisSlots.acquire(ip, max), release: (ip) => redisSlots.release(ip), close: () => redisSlots.close().finally(() => ownLiveness.close()) } : redisSlots;
   }
   const connections = createConnectionLimiter({ maxPerIp: config.maxConnectionsPerIp, rate, slots, logger });
   const events: EventLimiter = createEventLimiter(config.eventRatePerSocket);

@@ -1,40 +1,61 @@
 /**
  * Cluster-wide concurrent connections per IP, crash-safe.
  *
- * Each instance owns one Redis hash (ip → connections it holds) that expires unless the instance
- * refreshes it; the cluster count of an IP is the sum over the hashes that still exist. A SIGKILLed
- * or OOM-killed instance stops refreshing, so its slots free themselves after `ttlMs`, with no
- * operator action and no need for anyone to notice the death. The instance's in-memory
- * `LocalSlots` is the truth: every heartbeat rewrites the hash from it, which also heals whatever
- * a Redis outage, a failed release or a Redis restart left behind. While Redis is unreachable the
- * limit is enforced per instance from `LocalSlots` (the fallback), and the first successful
- * rewrite after it returns puts the connections admitted meanwhile back into the cluster count.
+ * Each instance owns one Redis hash (ip → connections it holds); the cluster count of an IP is the
+ * sum over the hashes of the instances that the shared cluster liveness (src/cluster/liveness.ts)
+ * still counts as alive. A SIGKILLed or OOM-killed instance stops beating, so its slots stop
+ * counting `ttlMs` after its last heartbeat (15 s by default) and its hash is deleted by the next
+ * sweep, with no operator action. The instance's in-memory `LocalSlots` is the truth: every
+ * heartbeat rewrites the hash from it, which also heals whatever a Redis outage, a failed release
+ * or a Redis restart left behind. While Redis is unreachable the limit is enforced per instance
+ * from `LocalSlots` (the fallback), and the first successful rewrite after it returns puts the
+ * connections admitted meanwhile back into the cluster count.
+ *
+ * Redis Cluster: every key here shares the `{gw}` hash tag with the liveness set, and the acquire
+ * script declares every key it reads: the caller passes the hashes of the live instances it knows
+ * of; the script checks that list against the liveness set and, when an instance came or went,
+ * answers with the current list instead, and the caller retries once with it.
  *
  * rate-limiter-flexible counts events in windows; it has no lease that dies with its holder, so
  * this part is two small Lua scripts instead.
  */
-import type { Redis } from "ioredis";
 import { coerceError } from "../errors.js";
 import { withTimeout } from "../lifecycle.js";
 import type { Logger } from "../logger.js";
+import type { RedisConnection } from "../redis.js";
+import type { Liveness } from "../cluster/liveness.js";
 import { LocalSlots } from "./local-slots.js";
 
-/** Sum the IP over live instance hashes; take a slot in ours when under `max`. Drops dead instances. */
+/**
+ * KEYS: liveness set, own hash, the other live instances' hashes. ARGV: ip, max, own id, hash
+ * expiry (ms), liveness ttl (ms), the other instances' ids in KEYS order. {-1, 0, ids...} when the
+ * list is stale. Taking a slot is a heartbeat too: a new instance counts for the others from its
+ * first admission on, not from its first timer beat.
+ */
 const ACQUIRE = `
-local total = 0
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local key = ARGV[5] .. id
-  local n = redis.call('HGET', key, ARGV[1])
-  if n then
-    total = total + tonumber(n)
-  elseif id ~= ARGV[3] and redis.call('EXISTS', key) == 0 then
-    redis.call('SREM', KEYS[1], id)
-  end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], 'GT', now + tonumber(ARGV[5]), ARGV[3])
+local others = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
+  if id ~= ARGV[3] then others[#others + 1] = id end
 end
+local stale = #others ~= #ARGV - 5
+if not stale then
+  local given = {}
+  for i = 6, #ARGV do given[ARGV[i]] = true end
+  for _, id in ipairs(others) do if not given[id] then stale = true end end
+end
+if stale then
+  local reply = { -1, 0 }
+  for _, id in ipairs(others) do reply[#reply + 1] = id end
+  return reply
+end
+local total = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+for i = 3, #KEYS do total = total + tonumber(redis.call('HGET', KEYS[i], ARGV[1]) or '0') end
 if tonumber(ARGV[2]) > 0 and total >= tonumber(ARGV[2]) then return {0, total} end
 redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('SADD', KEYS[1], ARGV[3])
 return {1, total + 1}
 `;
 
@@ -47,31 +68,29 @@ return 1
 const CHUNK = 500;
 
 export interface RedisSlotsOptions {
-  client: Redis;
-  prefix: string;
-  instanceId: string;
+  client: RedisConnection;
+  /** the shared cluster liveness: its heartbeat rewrites our hash, its sweep deletes dead ones */
+  liveness: Liveness;
   logger: Logger;
-  /** how long a silent instance's slots survive. @default 30000 */
-  ttlMs?: number;
-  /** how often the hash is rewritten and its expiry pushed back. @default 10000 */
-  heartbeatMs?: number;
   /** called with true while the per-instance fallback is in force */
   onFallback?: (active: boolean) => void;
 }
 
 interface SlotCommands {
-  rgSlotAcquire(instances: string, own: string, ip: string, max: number, id: string, ttlMs: number, hashPrefix: string): Promise<[number, number]>;
+  rgSlotAcquire(...args: Array<string | number>): Promise<Array<number | string>>;
   rgSlotRelease(own: string, ip: string): Promise<number>;
 }
 
 export class RedisSlots {
   readonly local = new LocalSlots();
-  private readonly client: Redis & SlotCommands;
-  private readonly instancesKey: string;
+  private readonly client: RedisConnection & SlotCommands;
+  private readonly liveness: Liveness;
   private readonly hashPrefix: string;
   private readonly ownKey: string;
-  private readonly ttlMs: number;
-  private readonly timer: NodeJS.Timeout;
+  /** a safety expiry only: liveness decides who counts; this frees a hash nobody swept */
+  private readonly hashTtlMs: number;
+  /** the other live instances, as the last acquire learned them */
+  private others: string[] = [];
   /** the hash may differ from `local`: rewrite it before trusting the cluster sum again */
   private dirty = true;
   private fallback = false;
@@ -81,19 +100,35 @@ export class RedisSlots {
   private closed = false;
 
   constructor(private readonly options: RedisSlotsOptions) {
-    this.client = options.client as Redis & SlotCommands;
-    // {conn} is a hash tag: every key the scripts touch lives in one Redis Cluster slot
-    this.instancesKey = `${options.prefix}:limits:{conn}:instances`;
-    this.hashPrefix = `${options.prefix}:limits:{conn}:i:`;
-    this.ownKey = this.hashPrefix + options.instanceId;
-    this.ttlMs = options.ttlMs ?? 30_000;
+    this.client = options.client as RedisConnection & SlotCommands;
+    this.liveness = options.liveness;
+    // the {gw} hash tag of the liveness set: every key the scripts touch lives in one cluster slot
+    this.hashPrefix = `${this.liveness.base}:limits:i:`;
+    this.ownKey = this.hashPrefix + this.liveness.instanceId;
+    this.hashTtlMs = this.liveness.ttlMs * 4;
     if (typeof (options.client as Partial<SlotCommands>).rgSlotAcquire !== "function") {
-      options.client.defineCommand("rgSlotAcquire", { numberOfKeys: 2, lua: ACQUIRE });
+      // the key count varies with the number of instances: given per call
+      options.client.defineCommand("rgSlotAcquire", { lua: ACQUIRE });
       options.client.defineCommand("rgSlotRelease", { numberOfKeys: 1, lua: RELEASE });
     }
-    this.timer = setInterval(() => void this.sync(), options.heartbeatMs ?? 10_000);
-    this.timer.unref();
-    void this.sync();
+    this.liveness.onBeat(({ lost }) => {
+      if (lost) this.dirty = true;
+      return this.sync();
+    });
+    this.liveness.onDead((id) => Promise.resolve(this.client.del(this.hashPrefix + id)));
+  }
+
+  /** One acquire, retried once when the list of live instances changed under it. */
+  private async runAcquire(ip: string, max: number): Promise<[number, number]> {
+    for (let attempt = 0; ; attempt++) {
+      const others = this.others;
+      const keys = [this.liveness.key, this.ownKey, ...others.map((id) => this.hashPrefix + id)];
+      const reply = await this.client.rgSlotAcquire(keys.length, ...keys, ip, max, this.liveness.instanceId, this.hashTtlMs, this.liveness.ttlMs, ...others);
+      const [allowed, held, ...live] = reply;
+      if (Number(allowed) !== -1) return [Number(allowed), Number(held)];
+      this.others = live.map(String);
+      if (attempt >= 2) throw new Error("the list of live instances keeps changing");
+    }
   }
 
   /** Redis went away or came back: rewrite our hash at the first chance */
@@ -108,7 +143,7 @@ export class RedisSlots {
     if (this.dirty || !this.ready()) return this.acquireLocally(ip, max, "redis unavailable");
     this.inflight += 1;
     try {
-      const [allowed, held] = await this.client.rgSlotAcquire(this.instancesKey, this.ownKey, ip, max, this.options.instanceId, this.ttlMs, this.hashPrefix);
+      const [allowed, held] = await this.runAcquire(ip, max);
       if (allowed === 1) this.local.add(ip);
       return { allowed: allowed === 1, held };
     } catch (error) {
@@ -156,8 +191,7 @@ export class RedisSlots {
       const multi = this.client.multi().del(this.ownKey);
       const entries = this.local.entries();
       for (let i = 0; i < entries.length; i += CHUNK) multi.hset(this.ownKey, Object.fromEntries(entries.slice(i, i + CHUNK)));
-      if (entries.length > 0) multi.pexpire(this.ownKey, this.ttlMs);
-      multi.sadd(this.instancesKey, this.options.instanceId);
+      if (entries.length > 0) multi.pexpire(this.ownKey, this.hashTtlMs);
       // snapshot taken and sent in the same tick: a release after this point reaches Redis after it
       this.dirty = false;
       const results = await multi.exec();
@@ -190,19 +224,11 @@ export class RedisSlots {
     return this.client.status === "ready";
   }
 
-  /** Stop the heartbeat and drop our hash, so a clean stop frees its slots at once. */
+  /** Drop our hash, so a clean stop frees its slots at once. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.timer);
     await this.syncing?.catch(() => undefined);
-    if (this.ready()) {
-      await this.client
-        .multi()
-        .del(this.ownKey)
-        .srem(this.instancesKey, this.options.instanceId)
-        .exec()
-        .catch(() => undefined);
-    }
+    if (this.ready()) await withTimeout(Promise.resolve(this.client.del(this.ownKey)), 2000, "slot cleanup").catch(() => undefined);
   }
 }

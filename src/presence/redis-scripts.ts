@@ -3,11 +3,12 @@
  * comparison, the write and the revision bump are atomic: of two instances sweeping the same
  * dead viewer, exactly one sees a change (and announces it).
  *
- * Data (all keys share the `{presence}` hash tag, so the scripts also run on Redis Cluster):
- * - `t:<ticket>`: hash socketId → {"u","n","r","i"} (user, name, role, instance)
- * - `instances`: zset instanceId → heartbeat expiry (ms, Redis clock)
- * - `i:<instance>`: set of tickets where that instance holds viewers (what a sweep must visit)
- * - `rev`: one counter for every ticket's revision
+ * Data (all keys share the `{gw}` hash tag of the cluster liveness set, so on a Redis Cluster the
+ * scripts run in one slot and read every key they touch as a declared key):
+ * - `presence:t:<ticket>`: hash socketId → {"u","n","r","i"} (user, name, role, instance)
+ * - `instances`: the cluster liveness zset, instanceId → heartbeat expiry (ms, Redis clock)
+ * - `presence:i:<instance>`: set of tickets where that instance holds viewers (what a sweep must visit)
+ * - `presence:rev`: one counter for every ticket's revision
  * Entries of an instance whose heartbeat expired are left out of every list at once, and deleted
  * (and announced) by the next sweep.
  */
@@ -130,21 +131,3 @@ local after = view(KEYS[1], KEYS[2], now, true)
 return result(KEYS[3], before, after, 0)
 `;
 
-/** KEYS: instances. ARGV: instanceId, ttlMs. Returns 1 when the instance was alive before this beat. */
-export const HEARTBEAT = PRELUDE + /* lua */ `
-return beat(KEYS[1], ARGV[1], nowms(), tonumber(ARGV[2]))
-`;
-
-/** KEYS: instances. ARGV: limit. Instances whose heartbeat expired. */
-export const DEAD = PRELUDE + /* lua */ `
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', nowms(), 'LIMIT', 0, tonumber(ARGV[1]))
-`;
-
-/** KEYS: instances, instance tickets. ARGV: instanceId. Forget a swept instance unless it came back meanwhile. */
-export const FORGET = PRELUDE + /* lua */ `
-local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if s ~= false and s ~= nil and tonumber(s) > nowms() then return 0 end
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[1], ARGV[1])
-return 1
-`;

@@ -1,7 +1,7 @@
 /**
- * Cluster presence in Redis, without ghosts: every instance beats a heartbeat; the viewers of an
- * instance whose heartbeat expired drop out of every list at once and are deleted by a periodic
- * sweep that any live instance runs. The sweep's delete is atomic, so exactly one sweeper sees the
+ * Cluster presence in Redis, without ghosts: the shared cluster liveness (src/cluster/liveness.ts)
+ * beats every instance's heartbeat; the viewers of an instance whose heartbeat expired drop out of
+ * every list at once and are deleted by the liveness sweep that any live instance runs. The sweep's delete is atomic, so exactly one sweeper sees the
  * change and announces it (and the `rev` in each list makes a late duplicate harmless anyway).
  *
  * Worst case for a SIGKILLed instance: `ttlMs` until its viewers leave the lists, plus at most
@@ -10,16 +10,19 @@
  * This instance keeps its own entries in memory too, so after an outage (or after being declared
  * dead while paused) the next heartbeat rewrites them exactly (`resync`).
  */
-import type { Redis } from "ioredis";
+import { createLiveness, type Liveness } from "../cluster/liveness.js";
 import { coerceError } from "../errors.js";
 import { withTimeout } from "../lifecycle.js";
 import type { Logger } from "../logger.js";
 import type { Viewer } from "../protocol.js";
-import { DEAD, FORGET, HEARTBEAT, JOIN, LEAVE, PURGE, SYNC, VIEWERS } from "./redis-scripts.js";
+import type { RedisConnection } from "../redis.js";
+import { JOIN, LEAVE, PURGE, SYNC, VIEWERS } from "./redis-scripts.js";
 import type { PresenceChange, PresenceSnapshot, PresenceStore } from "./types.js";
 
 export interface RedisPresenceOptions {
-  client: Redis;
+  client: RedisConnection;
+  /** the shared cluster liveness; when not given, one of its own with the timings below */
+  liveness?: Liveness;
   /** REDIS_PREFIX */
   prefix: string;
   instanceId: string;
@@ -40,7 +43,7 @@ export interface RedisPresenceStore extends PresenceStore {
 }
 
 type Reply = [number, number, number, ...string[]];
-type Scripted = Redis & Record<string, (...args: Array<string | number>) => Promise<unknown>>;
+type Scripted = RedisConnection & Record<string, (...args: Array<string | number>) => Promise<unknown>>;
 
 const COMMANDS = {
   rgPresenceJoin: { numberOfKeys: 4, lua: JOIN },
@@ -48,9 +51,6 @@ const COMMANDS = {
   rgPresenceViewers: { numberOfKeys: 3, lua: VIEWERS },
   rgPresencePurge: { numberOfKeys: 3, lua: PURGE },
   rgPresenceSync: { numberOfKeys: 4, lua: SYNC },
-  rgPresenceHeartbeat: { numberOfKeys: 1, lua: HEARTBEAT },
-  rgPresenceDead: { numberOfKeys: 1, lua: DEAD },
-  rgPresenceForget: { numberOfKeys: 2, lua: FORGET },
 };
 
 function parse(reply: unknown): PresenceChange & { extra: number } {
@@ -65,16 +65,17 @@ function parse(reply: unknown): PresenceChange & { extra: number } {
 }
 
 export function createRedisPresence(options: RedisPresenceOptions): RedisPresenceStore {
-  const heartbeatMs = options.heartbeatMs ?? 5000;
-  const ttlMs = options.ttlMs ?? 15_000;
-  const sweepMs = options.sweepMs ?? 5000;
-  const { instanceId } = options;
+  const ownLiveness = options.liveness
+    ? undefined
+    : createLiveness({ client: options.client, prefix: options.prefix, instanceId: options.instanceId, logger: options.logger, heartbeatMs: options.heartbeatMs, ttlMs: options.ttlMs, sweepMs: options.sweepMs });
+  const liveness = options.liveness ?? ownLiveness!;
+  const { ttlMs, instanceId } = liveness;
   const log = options.logger.child({ component: "presence" });
   const redis = options.client as Scripted;
   for (const [name, definition] of Object.entries(COMMANDS)) redis.defineCommand(name, definition);
 
-  const base = `${options.prefix}:{presence}`;
-  const instances = `${base}:instances`;
+  const base = `${liveness.base}:presence`;
+  const instances = liveness.key;
   const rev = `${base}:rev`;
   const ticketKey = (ticketId: string) => `${base}:t:${ticketId}`;
   const ticketsOf = (id: string) => `${base}:i:${id}`;
@@ -89,8 +90,6 @@ export function createRedisPresence(options: RedisPresenceOptions): RedisPresenc
   // start: a previous process with the same INSTANCE_ID may have left entries behind
   let dirty = true;
   let closed = false;
-  let heartbeatTimer: NodeJS.Timeout | undefined;
-  let sweepTimer: NodeJS.Timeout | undefined;
   let background: Promise<void> = Promise.resolve();
 
   function track<T>(promise: Promise<T>): Promise<T> {
@@ -131,51 +130,39 @@ export function createRedisPresence(options: RedisPresenceOptions): RedisPresenc
     }
   }
 
-  async function heartbeat(): Promise<void> {
+  /** after each liveness beat: put our entries back if they may have been swept or lost */
+  async function afterBeat({ ok, lost }: { ok: boolean; lost: boolean }): Promise<void> {
+    if (!ok) {
+      dirty = true;
+      return;
+    }
+    beaten = true;
+    if (!lost && !dirty) return;
     try {
-      const wasAlive = Number(await redis.rgPresenceHeartbeat!(instances, instanceId, ttlMs));
-      // declared dead while we were paused or cut off: a sweep may have deleted our viewers
-      if ((wasAlive === 0 && beaten) || dirty) await resync();
-      beaten = true;
+      await resync();
     } catch (error) {
       dirty = true;
-      log.debug({ err: coerceError(error) }, "presence heartbeat failed");
+      log.debug({ err: coerceError(error) }, "presence resync failed");
     }
   }
 
-  async function sweep(): Promise<void> {
-    try {
-      const dead = ((await redis.rgPresenceDead!(instances, 100)) as string[]).filter((id) => id !== instanceId);
-      for (const id of dead) {
-        const tickets = (await redis.smembers(ticketsOf(id))) as string[];
-        for (const ticketId of tickets) announce(ticketId, parse(await redis.rgPresencePurge!(ticketKey(ticketId), instances, rev)));
-        await redis.rgPresenceForget!(instances, ticketsOf(id), id);
-        log.info({ deadInstance: id, tickets: tickets.length }, "swept the viewers of a dead instance");
-      }
-    } catch (error) {
-      log.debug({ err: coerceError(error) }, "presence sweep failed");
-    }
+  /** the liveness sweep found a dead instance: delete and announce its viewers */
+  async function purge(id: string): Promise<void> {
+    const tickets = (await redis.smembers(ticketsOf(id))) as string[];
+    for (const ticketId of tickets) announce(ticketId, parse(await redis.rgPresencePurge!(ticketKey(ticketId), instances, rev)));
+    await redis.del(ticketsOf(id));
+    if (tickets.length > 0) log.info({ deadInstance: id, tickets: tickets.length }, "swept the viewers of a dead instance");
   }
 
-  function schedule(): void {
+  liveness.onBeat((info) => {
     if (closed) return;
-    heartbeatTimer = setTimeout(() => {
-      background = background.then(heartbeat).finally(schedule);
-    }, heartbeatMs);
-  }
-  function scheduleSweep(): void {
-    if (closed) return;
-    sweepTimer = setTimeout(() => {
-      background = background.then(sweep).finally(scheduleSweep);
-    }, sweepMs * (0.75 + Math.random() * 0.5));
-  }
-  background = heartbeat();
-  schedule();
-  scheduleSweep();
+    return (background = background.then(() => afterBeat(info)));
+  });
+  liveness.onDead(purge);
 
   return {
-    heartbeat: () => (background = background.then(heartbeat)),
-    sweep: () => (background = background.then(sweep)),
+    heartbeat: () => liveness.beat(),
+    sweep: () => liveness.sweep(),
     join(ticketId, socketId, viewer: Viewer) {
       const entry = JSON.stringify({ u: viewer.userId, n: viewer.name, r: viewer.role, i: instanceId });
       let sockets = local.get(ticketId);
@@ -214,19 +201,17 @@ export function createRedisPresence(options: RedisPresenceOptions): RedisPresenc
     async close() {
       if (closed) return;
       closed = true;
-      clearTimeout(heartbeatTimer);
-      clearTimeout(sweepTimer);
       const cleanup = async () => {
         await Promise.allSettled([...pending, background]);
         local.clear();
         await resync(true);
         await redis.del(mine);
-        await redis.zrem(instances, instanceId);
       };
       // a dead Redis must not hold up shutdown: the heartbeat expiry cleans up after us instead
       await withTimeout(cleanup(), 3000, "presence cleanup").catch((error: unknown) =>
         log.warn({ err: coerceError(error) }, "presence cleanup incomplete; the sweep of other instances will finish it"),
       );
+      await ownLiveness?.close();
     },
   };
 }

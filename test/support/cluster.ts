@@ -9,8 +9,10 @@ import { createLogger } from "../../src/logger.js";
 import { onCleanup, track } from "./cleanup.js";
 import { createTestDatabase } from "./db.js";
 import { TEST_JWT_SECRET, TEST_LOG_LEVEL, TEST_REDIS_URL } from "./env.js";
+import { sharedRedisCluster } from "./redis-cluster.js";
 
-export type ClusterMode = "classic" | "sharded" | "single";
+/** "redis-cluster": the sharded adapter on a real Redis Cluster (the shared one unless `redisUrl`) */
+export type ClusterMode = "classic" | "sharded" | "single" | "redis-cluster";
 
 export interface ClusterOptions {
   mode?: ClusterMode;
@@ -50,9 +52,24 @@ export function clusterEnv(options: { mode: ClusterMode; databaseUrl: string; pr
     REDIS_PREFIX: options.prefix,
     MAX_CONNECTIONS_PER_IP: "0",
     CONNECTION_RATE_PER_IP: "0",
-    ...(options.mode === "single" ? {} : { REDIS_URL: options.redisUrl ?? TEST_REDIS_URL, REDIS_ADAPTER: options.mode }),
+    ...redisEnv(options.mode, options.redisUrl),
     ...options.env,
   };
+}
+
+function redisEnv(mode: ClusterMode, redisUrl: string | undefined): Record<string, string> {
+  if (mode === "single") return {};
+  if (mode === "redis-cluster") {
+    if (!redisUrl) throw new Error("a redis-cluster test cluster needs the cluster's seed list");
+    return { REDIS_URL: redisUrl, REDIS_CLUSTER: "true", REDIS_ADAPTER: "sharded" };
+  }
+  return { REDIS_URL: redisUrl ?? TEST_REDIS_URL, REDIS_ADAPTER: mode };
+}
+
+/** The Redis URL for a mode: the shared Redis Cluster's seed list for "redis-cluster". */
+export async function redisUrlFor(mode: ClusterMode, redisUrl?: string): Promise<string | undefined> {
+  if (redisUrl || mode !== "redis-cluster") return redisUrl;
+  return (await sharedRedisCluster()).url;
 }
 
 export async function startGateway(env: Record<string, string>): Promise<Gateway> {
@@ -72,7 +89,8 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
   if (mode === "single" && n > 1) throw new Error("a single-node cluster has one instance");
   const databaseUrl = options.databaseUrl ?? (await createTestDatabase());
   const prefix = options.prefix ?? randomPrefix();
-  const env = clusterEnv({ mode, databaseUrl, prefix, redisUrl: options.redisUrl, env: options.env });
+  const redisUrl = await redisUrlFor(mode, options.redisUrl);
+  const env = clusterEnv({ mode, databaseUrl, prefix, redisUrl, env: options.env });
   const gateways: Gateway[] = [];
   const cluster: Cluster = {
     gateways,

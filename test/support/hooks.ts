@@ -1,6 +1,7 @@
 /** Root hooks: cleanups after every test, and a leak check that fails the run when one is found. */
 import { leaked, runCleanups } from "./cleanup.js";
 import { dropTestDatabases } from "./db.js";
+import { stopSharedRedisCluster } from "./redis-cluster.js";
 
 export const mochaHooks = {
   async afterEach(this: Mocha.Context) {
@@ -12,5 +13,6 @@ export const mochaHooks = {
   },
   async afterAll() {
     await dropTestDatabases();
+    await stopSharedRedisCluster();
   },
 };

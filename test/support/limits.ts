@@ -1,5 +1,6 @@
 /** Helpers for the limits tests: rejection counters, the cluster-wide slot count in Redis. */
 import { Redis } from "ioredis";
+import type { RedisConnection } from "../../src/redis.js";
 import type { Gateway } from "../../src/gateway.js";
 import { onCleanup } from "./cleanup.js";
 import { connect, connectError, type ConnectOptions, type TestSocket } from "./client.js";
@@ -22,11 +23,12 @@ export function redisClient(url = TEST_REDIS_URL): Redis {
   return client;
 }
 
-/** Connections `ip` holds across the cluster, as the Redis slots see them. */
-export async function redisSlotCount(redis: Redis, prefix: string, ip: string): Promise<number> {
-  const keys = await redis.keys(`${prefix}:limits:{conn}:i:*`);
+/** Connections `ip` holds across the cluster, as the Redis slots see them (live instances only). */
+export async function redisSlotCount(redis: RedisConnection, prefix: string, ip: string): Promise<number> {
+  const base = `${prefix}:{gw}`;
+  const live = await redis.zrangebyscore(`${base}:instances`, `(${Date.now()}`, "+inf");
   let total = 0;
-  for (const key of keys) total += Number((await redis.hget(key, ip)) ?? 0);
+  for (const id of live) total += Number((await redis.hget(`${base}:limits:i:${id}`, ip)) ?? 0);
   return total;
 }
 
