@@ -28,11 +28,18 @@ export interface BenchResult {
   writers?: WriterPhase[];
   capacity?: CapacityModel;
   memory: { redisBytes: number; postgresBytes: number };
+  /** every process the bench started, so a reader (and the smoke test) can check none is left */
+  processes: { name: string; pid: number }[];
 }
 
 export async function runBench(options: BenchOptions, stack: CleanupStack, progress: Progress): Promise<BenchResult> {
   const startedAt = new Date().toISOString();
   const meter = new Meter();
+  const processes: { name: string; pid: number }[] = [];
+  const started = (name: string, pid: number, where: string) => {
+    processes.push({ name, pid });
+    progress.log(`started ${name} pid ${pid} (${where})`);
+  };
   const remote = options.url !== undefined;
   const run = randomBytes(4).toString("hex");
   const base = 1e9 + Math.floor(Math.random() * 8e9);
@@ -45,6 +52,7 @@ export async function runBench(options: BenchOptions, stack: CleanupStack, progr
   const redis = await startRedis();
   stack.defer("redis-server", () => redis.stop());
   meter.watch({ name: "redis-server", role: "redis", pid: redis.proc.pid });
+  started("redis-server", redis.proc.pid, redis.url);
 
   let databaseUrl = options.databaseUrl;
   const needsDatabase = options.gateway || options.scenario === "writers";
@@ -54,6 +62,7 @@ export async function runBench(options: BenchOptions, stack: CleanupStack, progr
     stack.defer("postgres", () => postgres.stop());
     meter.watch({ name: "postgres", role: "postgres", pid: postgres.proc.pid, tree: true });
     databaseUrl = postgres.url;
+    started("postgres", postgres.proc.pid, postgres.url);
     progress.phase("realtime-gateway migrate");
     await migrateDatabase(databaseUrl);
   }
@@ -65,6 +74,7 @@ export async function runBench(options: BenchOptions, stack: CleanupStack, progr
     for (const instance of instances) {
       stack.defer(instance.name, () => instance.proc.stop("SIGTERM", 5000));
       meter.watch({ name: instance.name, role: "gateway", pid: instance.proc.pid });
+      started(instance.name, instance.proc.pid, instance.url);
     }
     return instances;
   };
@@ -75,7 +85,7 @@ export async function runBench(options: BenchOptions, stack: CleanupStack, progr
     }
   };
 
-  const result: BenchResult = { command: options.command, startedAt, finishedAt: "", machine: await machineInfo(), options, target: remote ? "remote" : "local", memory };
+  const result: BenchResult = { command: options.command, startedAt, finishedAt: "", machine: await machineInfo(), options, target: remote ? "remote" : "local", memory, processes };
 
   if (options.scenario === "writers") {
     result.writers = await writersScenario(options, databaseUrl!, tickets, remote, startGateways, stopAll, progress, stack);
@@ -130,6 +140,7 @@ export async function runBench(options: BenchOptions, stack: CleanupStack, progr
     for (const instance of bare) {
       stack.defer(instance.name, () => instance.proc.stop("SIGTERM", 5000));
       meter.watch({ name: instance.name, role: "bare", pid: instance.proc.pid });
+      started(instance.name, instance.proc.pid, instance.url);
     }
     const publisher = await barePublisher(bare[0]!.url);
     stack.defer("bare driver", () => publisher.close());
