@@ -36,6 +36,8 @@ export interface LoadPlan {
 
 export interface StepResult {
   rate: number;
+  /** committed events per second the source actually reached (below `rate`: the writers were the limit) */
+  achievedRate: number;
   issued: number;
   committed: number;
   writeErrors: number;
@@ -170,6 +172,7 @@ export async function runLoad(target: TargetUnderTest, plan: LoadPlan, meter: Me
       const wallMs = Math.max(1, cpuB.at - cpuA.at);
       const result: StepResult = {
         rate: step.rate,
+        achievedRate: (load.committed * 1000) / Math.max(1, load.durationMs),
         issued: load.issued,
         committed: load.committed,
         writeErrors: load.errors,
@@ -189,7 +192,12 @@ export async function runLoad(target: TargetUnderTest, plan: LoadPlan, meter: Me
         `${label} ${step.rate} ev/s: ${deliveries} deliveries, p50 ${fmt(result.latency.p50)} p99 ${fmt(result.latency.p99)} ms, lost ${delivery.lost}, dup ${delivery.duplicates}, out-of-order ${delivery.outOfOrder}`,
       );
       if (plan.stopWhen) {
-        result.passed = result.latency.p99 < plan.stopWhen.p99Ms && delivery.lost === 0 && load.errors === 0 && load.committed === load.issued;
+        result.passed =
+          result.latency.p99 < plan.stopWhen.p99Ms &&
+          delivery.lost === 0 &&
+          load.errors === 0 &&
+          load.committed === load.issued &&
+          result.achievedRate >= 0.95 * step.rate;
         if (!result.passed) break;
         bestRate = step.rate;
       }

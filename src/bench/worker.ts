@@ -78,7 +78,6 @@ async function connectAll(specs: ClientSpec[], concurrency: number): Promise<voi
   let lastConnectedAt = started;
   const fresh = specs.map((spec) => new LightClient(spec, hooks));
   clients.push(...fresh);
-  const progress = setInterval(() => send({ type: "progress", ...counters() }), 250);
   let connected = 0;
   let failed = 0;
   await pool(fresh, concurrency, async (client) => {
@@ -94,7 +93,6 @@ async function connectAll(specs: ClientSpec[], concurrency: number): Promise<voi
       client.close();
     }
   });
-  clearInterval(progress);
   send({ type: "connected", ...counters(), connected, failed, errors: { ...connectErrors }, startedAt: started, lastConnectedAt });
 }
 
@@ -142,5 +140,8 @@ port.on("message", (message: ToWorker) => {
       return;
   }
 });
+
+// counters flow all the time, so the progress bar moves during the load too
+setInterval(() => send({ type: "progress", ...counters() }), 500).unref();
 
 send({ type: "ready" });
