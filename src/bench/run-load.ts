@@ -71,7 +71,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function runLoad(target: TargetUnderTest, plan: LoadPlan, meter: Meter, progress: Progress): Promise<TargetResult> {
   const label = target.kind;
   const specs: ClientSpec[] = [];
-  progress.phase(`${label}: minting ${plan.clients} tokens`);
+  if (target.token) progress.phase(`${label}: minting ${plan.clients} tokens`);
   for (let i = 0; i < plan.clients; i += 1) {
     const tickets = [plan.tickets[i % plan.tickets.length]!];
     specs.push({ tickets, urlIndex: i % target.urls.length, token: target.token ? await target.token(i, tickets) : undefined });
