@@ -9,6 +9,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { onCleanup } from "./support/cleanup.js";
+import { startCluster } from "./support/cluster.js";
+import { TEST_JWT_SECRET } from "./support/env.js";
 import { ROOT } from "./support/process.js";
 
 interface Run {
@@ -77,6 +79,22 @@ describe("bench command (smoke)", function () {
     const svg = readFileSync(join(out, "chart.svg"), "utf8");
     expect(svg).to.match(/^<svg /).and.not.match(/<script|https?:\/\/(?!www\.w3\.org)/);
     expect(await gone(result.processes.map((p: { pid: number }) => p.pid))).to.deep.equal([]);
+  });
+
+  it("targets a running deployment with --url and --database-url", async () => {
+    const cluster = await startCluster(1, { env: { EVENT_RATE_PER_SOCKET: "0" } });
+    const run = await runBench([
+      "--url", cluster.urls[0]!, "--database-url", cluster.databaseUrl, "--jwt-secret", TEST_JWT_SECRET,
+      "--clients", "100", "--tickets", "10", "--rate", "20", "--duration", "2s", "--no-bare", "--json", "--quiet",
+    ]);
+    expect(run.code, run.stderr).to.equal(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.target).to.equal("remote");
+    expect(result.bare).to.equal(undefined);
+    // a remote deployment's processes are not the bench's: nothing of its own was started
+    expect(result.processes).to.deep.equal([]);
+    expect(result.gateway.connect.connected).to.equal(100);
+    expect(result.gateway.steps[0].delivery).to.include({ expected: 400, lost: 0, duplicates: 0, outOfOrder: 0 });
   });
 
   it("on Ctrl-C stops everything it started and exits 130", async () => {

@@ -4,7 +4,7 @@
  * whatever still runs at exit is killed by process group.
  */
 import { readFileSync } from "node:fs";
-import { OptionError, parseBenchArgs } from "./options.js";
+import { OptionError, parseBenchArgs, USAGE } from "./options.js";
 import { CleanupStack } from "./cleanup.js";
 import { createProgress } from "./progress.js";
 import { killAllOwnedSync } from "./procs.js";
@@ -26,6 +26,10 @@ export async function bench(args: string[]): Promise<void> {
   try {
     options = parseBenchArgs(args, process.env, availableParallelism());
   } catch (error) {
+    if (error instanceof OptionError && error.message === USAGE) {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    }
     if (error instanceof OptionError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
       process.stderr.write(`realtime-gateway bench: ${(error as Error).message}\n`);
       process.exit(2);

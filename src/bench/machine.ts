@@ -1,6 +1,6 @@
 /** What a result file says about where it was measured: machine, software, commit. */
 import { execFileSync } from "node:child_process";
-import { cpus, release, totalmem, type } from "node:os";
+import { cpus, loadavg, release, totalmem, type } from "node:os";
 import { PACKAGE_ROOT } from "./options.js";
 
 export interface MachineInfo {
@@ -11,6 +11,8 @@ export interface MachineInfo {
   node: string;
   redis: string;
   commit: string;
+  /** 1/5/15-minute load average when the run started: a shared machine's other work shows here */
+  loadAverage: number[];
 }
 
 function tryExec(command: string, args: string[]): string {
@@ -32,5 +34,6 @@ export async function machineInfo(): Promise<MachineInfo> {
     node: process.version,
     redis: tryExec("redis-server", ["--version"]).split(" ").find((w) => w.startsWith("v="))?.slice(2) ?? "unknown",
     commit: commit === "unknown" ? commit : `${commit}${dirty && dirty !== "unknown" ? " (modified)" : ""}`,
+    loadAverage: loadavg().map((v) => Math.round(v * 100) / 100),
   };
 }

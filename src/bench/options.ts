@@ -57,6 +57,9 @@ export const USAGE = `usage: realtime-gateway bench [--scenario steady|ramp|hot|
   --instances N          gateway instances to start (storm needs 2)
   --workers N            generator worker threads (default: CPU count)
   --writers N            writers scenario: concurrent writers
+  --pool N               load scenarios: PostgreSQL connections the writers commit through (default 32)
+  --steps 100,200,...    ramp: the rates to step through; --step-duration 8s
+  --kill-after 5s        storm: when to SIGKILL the second instance
   --url URL[,URL]        target a running deployment instead of starting gateways
   --database-url URL     its PostgreSQL (with --url); JWT_SECRET or --jwt-secret signs the tokens
   --no-bare              skip the bare Socket.IO baseline   --no-gateway  run only the baseline
@@ -143,7 +146,7 @@ export function parseBenchArgs(args: string[], env: NodeJS.ProcessEnv = process.
     stepDurationMs: duration("step-duration", values["step-duration"], dd("stepDuration", 10_000)),
     p99LimitMs: d("p99LimitMs", 100),
     writers: number("writers", values.writers, d("writers", 32), 1),
-    pool: number("pool", values.pool, d("pool", 16), 1),
+    pool: number("pool", values.pool, d("pool", 32), 1),
     connectConcurrency: number("connect-concurrency", values["connect-concurrency"], d("connectConcurrency", 200), 1),
     killAfterMs: duration("kill-after", values["kill-after"], dd("killAfter", 5000)),
     bare: !values["no-bare"],

@@ -12,10 +12,10 @@ export function printResult(result: BenchResult, options: BenchOptions): void {
     return;
   }
   const m = result.machine;
-  const parts = [`\n${options.command}\n${m.cores} × ${m.cpuModel}, ${m.memoryGb} GB, ${m.os}, node ${m.node}, commit ${m.commit}\n`];
+  const parts = [`\n${options.command}\n${m.cores} × ${m.cpuModel}, ${m.memoryGb} GB, ${m.os}, node ${m.node}, commit ${m.commit}, load average at start ${m.loadAverage?.join(" ")}\n`];
   if (result.writers) parts.push(renderWriters(result.writers));
   if (result.gateway || result.bare) {
-    parts.push(`scenario ${options.scenario}: ${options.clients} clients, ${options.tickets} tickets, ${options.instances} instance(s)`);
+    parts.push(`scenario ${options.scenario}: ${options.clients} clients, ${options.tickets} tickets, ${options.url ? `${options.url.length} URL(s) of a running deployment` : `${options.instances} instance(s)`}`);
     parts.push(renderLoad(result.gateway, result.bare));
     if (result.gateway) parts.push(renderCpu("CPU per process, gateway run (load window, then connect phase)", result.gateway));
     if (result.bare) parts.push(renderCpu("CPU per process, bare run", result.bare));

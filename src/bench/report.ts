@@ -63,10 +63,11 @@ export function loadRows(gateway?: TargetResult, bare?: TargetResult): Row[] {
   return rows;
 }
 
-function cpuPct(cpu: TargetResult["steps"][number]["cpu"], step: { rate: number }): number {
+function cpuPct(cpu: TargetResult["steps"][number]["cpu"], step: { rate: number }): number | undefined {
   void step;
   const server = cpu.filter((u) => u.role === "gateway" || u.role === "bare");
-  return server.reduce((s, u) => s + u.corePct, 0);
+  // a remote deployment's processes are not ours to read
+  return server.length ? server.reduce((s, u) => s + u.corePct, 0) : undefined;
 }
 
 export function renderLoad(gateway?: TargetResult, bare?: TargetResult): string {

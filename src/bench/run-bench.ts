@@ -48,11 +48,16 @@ export async function runBench(options: BenchOptions, stack: CleanupStack, progr
   const secret = remote ? options.jwtSecret! : randomBytes(24).toString("hex");
   const memory = { redisBytes: NaN, postgresBytes: NaN };
 
-  progress.phase("starting redis-server");
-  const redis = await startRedis();
-  stack.defer("redis-server", () => redis.stop());
-  meter.watch({ name: "redis-server", role: "redis", pid: redis.proc.pid });
-  started("redis-server", redis.proc.pid, redis.url);
+  // the bench's own Redis: for the gateways it starts and for the bare pair (a remote deployment has its own)
+  let redisUrl = "";
+  if (!remote || options.bare) {
+    progress.phase("starting redis-server");
+    const redis = await startRedis();
+    stack.defer("redis-server", () => redis.stop());
+    meter.watch({ name: "redis-server", role: "redis", pid: redis.proc.pid });
+    started("redis-server", redis.proc.pid, redis.url);
+    redisUrl = redis.url;
+  }
 
   let databaseUrl = options.databaseUrl;
   const needsDatabase = options.gateway || options.scenario === "writers";
@@ -67,7 +72,7 @@ export async function runBench(options: BenchOptions, stack: CleanupStack, progr
     await migrateDatabase(databaseUrl);
   }
 
-  const gatewayEnv = { databaseUrl: databaseUrl!, redisUrl: redis.url, jwtSecret: secret, redisPrefix: `bench-${run}` };
+  const gatewayEnv = { databaseUrl: databaseUrl!, redisUrl, jwtSecret: secret, redisPrefix: `bench-${run}` };
   const startGateways = async (): Promise<Instance[]> => {
     progress.phase(`starting ${options.instances} gateway instance(s)`);
     const instances = await Promise.all(Array.from({ length: options.instances }, (_, i) => startGateway(i, gatewayEnv)));
@@ -136,7 +141,7 @@ export async function runBench(options: BenchOptions, stack: CleanupStack, progr
 
   if (options.bare) {
     progress.phase(`starting ${options.instances} bare Socket.IO + redis-adapter server(s)`);
-    const bare = await Promise.all(Array.from({ length: options.instances }, (_, i) => startBare(i, redis.url, `bench-bare-${run}`)));
+    const bare = await Promise.all(Array.from({ length: options.instances }, (_, i) => startBare(i, redisUrl, `bench-bare-${run}`)));
     for (const instance of bare) {
       stack.defer(instance.name, () => instance.proc.stop("SIGTERM", 5000));
       meter.watch({ name: instance.name, role: "bare", pid: instance.proc.pid });
@@ -149,7 +154,7 @@ export async function runBench(options: BenchOptions, stack: CleanupStack, progr
     await stopAll(bare);
   }
 
-  if (result.gateway) {
+  if (result.gateway && !remote) {
     const measured = measure(result.gateway, options.tickets, memory);
     if (measured) result.capacity = capacityModel(measured, options.modelRatePer1000, loadPrices(options.prices));
   }
