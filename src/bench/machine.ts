@@ -24,7 +24,8 @@ function tryExec(command: string, args: string[]): string {
 }
 
 export async function machineInfo(): Promise<MachineInfo> {
-  const dirty = tryExec("git", ["status", "--porcelain", "--untracked-files=no"]);
+  // results written into bench/results do not make the code under test "modified"
+  const dirty = tryExec("git", ["status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results"]);
   const commit = tryExec("git", ["rev-parse", "HEAD"]);
   return {
     cpuModel: cpus()[0]?.model ?? "unknown",
