@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { sizeFor, type Measured, type PriceSheet } from "../src/bench/capacity.js";
-import { parseBenchArgs } from "../src/bench/options.js";
+import { parseBenchArgs, publicOptions } from "../src/bench/options.js";
 
 describe("bench options", () => {
   it("takes the scenario file's defaults and lets flags override them", () => {
@@ -19,6 +19,16 @@ describe("bench options", () => {
     expect(() => parseBenchArgs(["--url", "http://gw:3000", "--database-url", "postgres://db/x"], {})).to.throw(/JWT_SECRET/);
     expect(() => parseBenchArgs(["--no-bare", "--no-gateway"], {})).to.throw(/nothing to measure/);
     expect(parseBenchArgs(["--url", "http://gw:3000", "--database-url", "postgres://db/x"], { JWT_SECRET: "s".repeat(32) }).url).to.deep.equal(["http://gw:3000"]);
+  });
+});
+
+describe("bench result redaction", () => {
+  it("keeps the JWT secret and the database password out of the command and the options it records", () => {
+    const options = parseBenchArgs(["--url", "http://gw:3000", "--database-url", "postgres://app:hunter2@db:5432/x", "--jwt-secret", "s3cr3t-s3cr3t-s3cr3t"], {});
+    expect(options.command).to.equal("realtime-gateway bench --url http://gw:3000 --database-url postgres://app:***@db:5432/x --jwt-secret ***");
+    const recorded = JSON.stringify(publicOptions(options));
+    expect(recorded).to.not.include("hunter2").and.not.include("s3cr3t");
+    expect(options.jwtSecret).to.equal("s3cr3t-s3cr3t-s3cr3t");
   });
 });
 

@@ -45,6 +45,24 @@ export interface BenchOptions {
 
 export class OptionError extends Error {}
 
+/** a URL's password, for what the bench prints and writes */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z]+:\/\/[^:/@]+:)[^@]*@/i, "$1***@");
+}
+
+function redactArgs(args: string[]): string[] {
+  return args.map((arg, i) => (args[i - 1] === "--jwt-secret" ? "***" : args[i - 1] === "--database-url" ? redactUrl(arg) : arg));
+}
+
+/** the options as a result file may hold them: no secret, no password */
+export function publicOptions(options: BenchOptions): BenchOptions {
+  return {
+    ...options,
+    jwtSecret: options.jwtSecret === undefined ? undefined : "***",
+    databaseUrl: options.databaseUrl === undefined ? undefined : redactUrl(options.databaseUrl),
+  };
+}
+
 /** the package root: bench/ sits beside dist/ and src/ */
 export const PACKAGE_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -159,7 +177,7 @@ export function parseBenchArgs(args: string[], env: NodeJS.ProcessEnv = process.
     json: values.json!,
     prices: values.prices ?? `${PACKAGE_ROOT}/bench/prices.json`,
     modelRatePer1000: number("model-rate", values["model-rate"], d("modelRatePer1000", 10), 0),
-    command: ["realtime-gateway", "bench", ...args].join(" "),
+    command: ["realtime-gateway", "bench", ...redactArgs(args)].join(" "),
   };
   if (scenario === "hot") options.tickets = 1;
   if (scenario === "storm" && !url && options.instances < 2) throw new OptionError("--scenario storm needs --instances 2 or more (one is killed)");

@@ -8,7 +8,7 @@ import { capacityModel, loadPrices, measure, type CapacityModel } from "./capaci
 import type { CleanupStack } from "./cleanup.js";
 import { migrateDatabase, startBare, startGateway, type Instance } from "./gateways.js";
 import { Meter } from "./meter.js";
-import type { BenchOptions } from "./options.js";
+import { publicOptions, type BenchOptions } from "./options.js";
 import type { Progress } from "./progress.js";
 import { barePublisher, pgPublisher } from "./publishers.js";
 import { runLoad, type LoadPlan, type TargetResult } from "./run-load.js";
@@ -84,13 +84,11 @@ export async function runBench(options: BenchOptions, stack: CleanupStack, progr
     return instances;
   };
   const stopAll = async (instances: Instance[]) => {
-    for (const instance of instances) {
-      await stack.release(instance.name);
-      meter.unwatch(instance.name);
-    }
+    await Promise.all(instances.map((instance) => stack.release(instance.name)));
+    for (const instance of instances) meter.unwatch(instance.name);
   };
 
-  const result: BenchResult = { command: options.command, startedAt, finishedAt: "", machine: await machineInfo(), options, target: remote ? "remote" : "local", memory, processes };
+  const result: BenchResult = { command: options.command, startedAt, finishedAt: "", machine: await machineInfo(), options: publicOptions(options), target: remote ? "remote" : "local", memory, processes };
 
   if (options.scenario === "writers") {
     result.writers = await writersScenario(options, databaseUrl!, tickets, remote, startGateways, stopAll, progress, stack);
