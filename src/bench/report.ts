@@ -28,6 +28,12 @@ function rss(result?: TargetResult): number | undefined {
   return values.length ? values.reduce((a, b) => a + b, 0) / values.length : undefined;
 }
 
+function perInstance(result?: TargetResult): string | undefined {
+  if (!result) return undefined;
+  const values = Object.values(result.rssPerConnection).map((r) => (r.bytesPerConnection / 1024).toFixed(1));
+  return values.length ? values.join(" / ") : undefined;
+}
+
 export function loadRows(gateway?: TargetResult, bare?: TargetResult): Row[] {
   const rows: Row[] = [];
   const g = gateway?.steps;
@@ -37,6 +43,7 @@ export function loadRows(gateway?: TargetResult, bare?: TargetResult): Row[] {
   rows.push(["handshake errors", gateway?.connect.failed, bare?.connect.failed]);
   rows.push(["unexpected disconnects", gateway?.unexpectedDisconnects, bare?.unexpectedDisconnects]);
   rows.push(["RSS per connection (KB, mean of instances)", rss(gateway), rss(bare)]);
+  rows.push(["RSS per connection per instance (KB)", perInstance(gateway), perInstance(bare), ""]);
   const steps = Math.max(g?.length ?? 0, b?.length ?? 0);
   for (let i = 0; i < steps; i += 1) {
     const gs = g?.[i];

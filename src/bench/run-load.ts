@@ -48,6 +48,8 @@ export interface StepResult {
   negativeLatencies: number;
   unmatched: number;
   delivery: DeliverySummary;
+  /** tickets where a subscriber lost, got twice or out of order (cumulative, first 50) */
+  ticketsWithProblems: ({ ticketId: string } & DeliverySummary)[];
   cpu: CpuUse[];
   timeline: TimelinePoint[];
   histogram: { le: number; count: number }[];
@@ -183,6 +185,10 @@ export async function runLoad(target: TargetUnderTest, plan: LoadPlan, meter: Me
         negativeLatencies: join.negative,
         unmatched: join.unmatched,
         delivery,
+        ticketsWithProblems: Object.entries(summary.perTicket)
+          .filter(([, t]) => t.lost + t.duplicates + t.outOfOrder + t.phantom > 0)
+          .slice(0, 50)
+          .map(([ticketId, t]) => ({ ticketId, ...t })),
         cpu: meter.delta(cpuA, cpuB),
         timeline: latencyTimeline(join, stepStart),
         histogram: latencyHistogram(join.latencies),
