@@ -39,7 +39,7 @@ export function createProgress(options: { stream?: NodeJS.WriteStream; quiet?: b
         const filled = Math.round(fraction * width);
         clear();
         const line = `${elapsed()} [${"█".repeat(filled)}${"░".repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% ${text}`;
-        stream.write(line.slice(0, Math.max(40, (stream.columns ?? 120) - 1)));
+        stream.write(line.slice(0, Math.max(40, (stream.columns || 120) - 1)));
         drawn = true;
       } else if (Date.now() - lastPlain >= plainEveryMs) {
         lastPlain = Date.now();
