@@ -16,7 +16,7 @@ const USAGE = `usage: realtime-gateway [command]
   migrate                     install or upgrade the realtime SQL schema (DATABASE_URL)
   token --sub ID [--name N] [--role agent] [--tickets '*'|1,2,3] [--ttl 1h]
                               mint a JWT signed with JWT_SECRET (or the embedded dev secret)
-  bench [options]             load test (see README)
+  bench [options]             load test against bare Socket.IO (docs/performance.md; bench --help)
 `;
 
 function fail(message: string): never {
