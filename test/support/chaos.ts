@@ -73,7 +73,12 @@ export interface ChaosReport {
   clients: number;
   tickets: number;
   events: number;
+  /** what the sockets received, checked one by one */
   deliveries: number;
+  /** of those, repaired from the outbox (summed over the instances still alive) */
+  repaired: number;
+  /** events the instances dropped as already delivered (echoes, late publishes) */
+  duplicatesDropped: number;
   msToComplete: number;
 }
 
@@ -294,6 +299,8 @@ export async function startChaos(options: ChaosOptions): Promise<Chaos> {
         tickets: heads.size,
         events: [...heads.values()].reduce((a, b) => a + b, 0),
         deliveries,
+        repaired: await chaos.metric("gateway_reconciled_events_total"),
+        duplicatesDropped: await chaos.metric("gateway_delivery_duplicates_total"),
         msToComplete: Date.now() - started,
       };
     },
