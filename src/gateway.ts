@@ -17,6 +17,7 @@ import { createHttpApp, createMetricsServer, SOCKET_IO_PATH, type HttpAppOptions
 import { createDemoApp } from "./demo/routes.js";
 import { ResourceStack, sleep } from "./lifecycle.js";
 import { createLimits } from "./limits/index.js";
+import { EngineAdmission } from "./limits/engine-admission.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { createPresence } from "./presence/index.js";
@@ -79,18 +80,19 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     serveClient: false,
     maxHttpBufferSize: config.maxPayloadBytes,
     perMessageDeflate: false,
-    connectTimeout: 10_000,
+    // a session that never joins the namespace holds a connection slot only this long
+    connectTimeout: config.handshakeTimeoutMs,
     pingInterval: 25_000,
     pingTimeout: 20_000,
     cleanupEmptyChildNamespaces: true,
     cors: config.corsOrigins.length > 0 ? { origin: config.corsOrigins.includes("*") ? true : config.corsOrigins, credentials: true } : undefined,
+    // every Engine.IO handshake (WebSocket or polling) is counted from here: limits/engine-admission.ts
     allowRequest: (req, callback) => {
-      // browsers send Origin on WebSocket upgrades too, and CORS does not cover them
-      const origin = req.headers.origin;
-      const allowed = config.corsOrigins.length === 0 || config.corsOrigins.includes("*") || !origin || config.corsOrigins.includes(origin);
-      callback(allowed ? null : "origin not allowed", allowed);
+      if (!admission) return callback("starting", false);
+      admission.allowRequest(req, callback);
     },
   });
+  let admission: EngineAdmission | undefined;
   let draining = false;
   let started = false;
   let port = -1;
@@ -136,6 +138,22 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
 
     const limits = createLimits({ config, redis, logger, metrics });
     stack.defer("limits", () => limits.close());
+    const engineAdmission = new EngineAdmission({
+      config,
+      limiter: limits.connections,
+      metrics,
+      logger,
+      isDraining: () => draining,
+      precheck: (req) => {
+        // browsers send Origin on WebSocket upgrades too, and CORS does not cover them
+        const origin = req.headers.origin;
+        const allowed = config.corsOrigins.length === 0 || config.corsOrigins.includes("*") || !origin || config.corsOrigins.includes(origin);
+        return allowed ? undefined : "origin not allowed";
+      },
+    });
+    io.engine.on("connection", engineAdmission.onConnection);
+    io.engine.on("connection_error", engineAdmission.onConnectionError);
+    admission = engineAdmission;
     const presence = createPresence({ config, redis, logger });
     stack.defer("presence", () => presence.close());
     const jwtConfig =
@@ -150,7 +168,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       events: db.events,
       evictions: db.evictions,
       presence,
-      connectionLimiter: limits.connections,
+      admission: engineAdmission,
       eventLimiter: limits.events,
       isDraining: () => draining,
     };
