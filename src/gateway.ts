@@ -80,8 +80,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     serveClient: false,
     maxHttpBufferSize: config.maxPayloadBytes,
     perMessageDeflate: false,
-    // a session that never joins the namespace holds a connection slot only this long
-    connectTimeout: config.handshakeTimeoutMs,
+    // a backup: EngineAdmission closes a session that has not joined after handshakeTimeoutMs
+    connectTimeout: config.handshakeTimeoutMs + 1000,
     pingInterval: 25_000,
     pingTimeout: 20_000,
     cleanupEmptyChildNamespaces: true,

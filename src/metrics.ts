@@ -90,6 +90,11 @@ export function createMetrics(instanceId: string) {
       help: "Engine.IO sessions holding a connection slot on this instance, joined or not (what MAX_CONNECTIONS counts)",
       registers,
     }),
+    engineRefusals: new Gauge({
+      name: "gateway_engine_refusals_in_flight",
+      help: "Refused Engine.IO sessions still open on this instance to be told their error code (bounded; beyond the bound refusals are plain HTTP 429/503)",
+      registers,
+    }),
     slowConsumerDisconnects: new Counter({
       name: "gateway_slow_consumer_disconnects_total",
       help: "Sockets disconnected because their unsent output exceeded MAX_BUFFERED_BYTES_PER_SOCKET",

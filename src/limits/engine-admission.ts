@@ -45,11 +45,12 @@ export interface EngineSession {
   readonly key: string;
   /** set when the session holds no slot and must only be told why and closed */
   refusal?: HandshakeError;
-  /** the namespace socket once joined, for telling a slow consumer why it is dropped */
-  socket?: GatewaySocket;
+  /** the namespace socket once joined (see `joined`), for telling a slow consumer why it is dropped */
+  readonly socket?: GatewaySocket;
 }
 
 interface SessionRecord extends EngineSession {
+  socket?: GatewaySocket;
   lease?: Lease;
   refusing: boolean;
   conn?: EngineSocket;
@@ -140,6 +141,11 @@ export class EngineAdmission {
       this.tell(record, conn, record.refusal);
       return;
     }
+    // HANDSHAKE_TIMEOUT_MS: discard, so an idle long-polling session frees its slot now, not after
+    // engine.io's 30 s close timeout (Socket.IO's own connectTimeout, a little later, is the backup)
+    record.timer = setTimeout(() => {
+      if (!record.socket) conn.close(true);
+    }, this.options.config.handshakeTimeoutMs);
     watchOutput(conn, this.options.config.maxBufferedBytesPerSocket, (buffered) => this.dropSlowConsumer(record, buffered));
   };
 
@@ -162,6 +168,14 @@ export class EngineAdmission {
     const conn = record.conn;
     // the CONNECT_ERROR is written on the next tick (socket.io's namespace `_add`); close after it
     if (conn) setImmediate(() => this.closeSoon(record, conn));
+  }
+
+  /** The namespace handshake accepted the session: it is no longer on the handshake clock. */
+  joined(session: EngineSession, socket: GatewaySocket): void {
+    const record = session as SessionRecord;
+    record.socket = socket;
+    clearTimeout(record.timer);
+    record.timer = undefined;
   }
 
   /** sessions holding a slot here (tests and the gauge) */
@@ -220,6 +234,7 @@ export class EngineAdmission {
     if (record.refusing) {
       record.refusing = false;
       this.refusingTotal -= 1;
+      this.options.metrics.engineRefusals.set(this.refusingTotal);
       const left = (this.refusingByKey.get(record.key) ?? 1) - 1;
       if (left > 0) this.refusingByKey.set(record.key, left);
       else this.refusingByKey.delete(record.key);
@@ -234,6 +249,7 @@ export class EngineAdmission {
     if (record.refusing) return;
     record.refusing = true;
     this.refusingTotal += 1;
+    this.options.metrics.engineRefusals.set(this.refusingTotal);
     this.refusingByKey.set(record.key, (this.refusingByKey.get(record.key) ?? 0) + 1);
   }
 
@@ -243,11 +259,17 @@ export class EngineAdmission {
     this.closeSoon(record, conn);
   }
 
+  /**
+   * Close once what is queued (the CONNECT_ERROR) has gone out. Always a discarding close: a
+   * graceful one on long-polling waits up to 30 s for a poll that a refused client may never make.
+   */
   private closeSoon(record: SessionRecord, conn: EngineSocket): void {
     if (conn.readyState === "closed") return;
-    // a graceful close waits for the write buffer (the CONNECT_ERROR) to drain; the timer does not
-    conn.close();
-    record.timer ??= setTimeout(() => conn.close(true), REFUSAL_LINGER_MS);
+    const close = () => conn.close(true);
+    clearTimeout(record.timer);
+    if ((conn as unknown as { writeBuffer: unknown[] }).writeBuffer.length === 0) return close();
+    conn.once("drain", close);
+    record.timer = setTimeout(close, REFUSAL_LINGER_MS);
   }
 
   private dropSlowConsumer(record: SessionRecord, buffered: number): void {

@@ -34,7 +34,7 @@ export function handshakeMiddleware(ctx: SocketContext) {
       });
       if (socket.conn.readyState !== "open") throw new Error("client went away during the handshake");
       socket.data = { claims, ip, tickets: new Set() };
-      session.socket = socket;
+      ctx.admission.joined(session, socket);
       next();
     } catch (error) {
       if (error instanceof HandshakeError) {
