@@ -129,7 +129,9 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     } else {
       metrics.redisConnected.set(1);
     }
-    stack.defer("observability", setupObservability(io, config, metrics, logger));
+    // a session that joins another namespace (the admin UI) is off the handshake clock too
+    io.on("new_namespace", (nsp) => nsp.on("connection", (socket) => admission?.joinedOther(socket.conn)));
+    stack.defer("observability", setupObservability(io, config, metrics, logger, redis));
 
     database = await openDatabase({ config, logger, metrics });
     const db = database;

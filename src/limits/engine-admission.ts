@@ -51,6 +51,7 @@ export interface EngineSession {
 
 interface SessionRecord extends EngineSession {
   socket?: GatewaySocket;
+  joinedOther?: boolean;
   lease?: Lease;
   refusing: boolean;
   conn?: EngineSocket;
@@ -144,7 +145,7 @@ export class EngineAdmission {
     // HANDSHAKE_TIMEOUT_MS: discard, so an idle long-polling session frees its slot now, not after
     // engine.io's 30 s close timeout (Socket.IO's own connectTimeout, a little later, is the backup)
     record.timer = setTimeout(() => {
-      if (!record.socket) conn.close(true);
+      if (!record.socket && !record.joinedOther) conn.close(true);
     }, this.options.config.handshakeTimeoutMs);
     watchOutput(conn, this.options.config.maxBufferedBytesPerSocket, (buffered) => this.dropSlowConsumer(record, buffered));
   };
@@ -176,6 +177,15 @@ export class EngineAdmission {
     record.socket = socket;
     clearTimeout(record.timer);
     record.timer = undefined;
+  }
+
+  /** The session joined another namespace (the admin UI): off the handshake clock as well. */
+  joinedOther(conn: EngineSocket): void {
+    const record = this.sessions.get(conn);
+    if (!record || record.refusal) return;
+    clearTimeout(record.timer);
+    record.timer = undefined;
+    record.joinedOther = true;
   }
 
   /** sessions holding a slot here (tests and the gauge) */
