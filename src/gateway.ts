@@ -28,6 +28,8 @@ import type { GatewayServer, SocketContext } from "./socket/context.js";
 import { handshakeMiddleware } from "./socket/handshake.js";
 import { evictLocal } from "./socket/eviction.js";
 import { setupObservability } from "./observability/index.js";
+import { reportSkippedEvents } from "./observability/skipped-events.js";
+import { createPool } from "./db/pool.js";
 import { watchPresence } from "./socket/subscriptions.js";
 import { createOutageReplay } from "./events/outage-replay.js";
 
@@ -137,6 +139,9 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     const db = database;
     stack.defer("database", () => db.close());
     checks.set("postgres", () => db.check());
+    const skippedPool = createPool(db.url, logger, { max: 1 });
+    stack.defer("skipped-events pool", () => skippedPool.end());
+    stack.defer("skipped-events report", reportSkippedEvents({ pool: skippedPool, metrics, logger }));
 
     const limits = createLimits({ config, redis, logger, metrics });
     stack.defer("limits", () => limits.close());
