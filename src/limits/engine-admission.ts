@@ -18,7 +18,7 @@
  * - Refused beyond that budget (a flood): no session at all; the handshake request gets HTTP 429
  *   or 503 with `Retry-After` where known and a JSON body `{ code, status, message, retryAfterMs? }`.
  */
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
+import type { IncomingMessage } from "node:http";
 import { HandshakeCode, HandshakeError, coerceError } from "../errors.js";
 import type { GatewayConfig } from "../config.js";
 import type { Logger } from "../logger.js";
@@ -26,6 +26,7 @@ import type { Metrics } from "../metrics.js";
 import { clientIp, limitKey } from "../socket/client-ip.js";
 import type { GatewaySocket } from "../socket/context.js";
 import type { ConnectionLimiter, Lease } from "./types.js";
+import { dropSlowConsumer, respondRefusal } from "./engine-responses.js";
 import { watchOutput } from "./slow-consumer.js";
 
 export type EngineSocket = GatewaySocket["conn"];
@@ -296,43 +297,6 @@ export class EngineAdmission {
   }
 }
 
-/**
- * Tell the client where the transport lets us (on a WebSocket, behind what it already buffers:
- * a client that is merely slow still reads it), then close discarding engine.io's write buffer so
- * nothing more is queued. ws keeps what it holds until its close handshake times out (30 s).
- */
-function dropSlowConsumer(conn: EngineSocket, joined: boolean): void {
-  const ws = (conn.transport as unknown as { socket?: { send?: (data: string) => void; readyState?: number } }).socket;
-  if (joined && ws?.send && ws.readyState === 1) {
-    const payload = { event: "ticket:update", error: { code: "SLOW_CONSUMER", message: "your connection could not keep up with its updates; reconnect and resume from your last seq" } };
-    ws.send(`42${JSON.stringify(["gateway:error", payload])}`);
-  }
-  conn.close(true);
-}
-
 function sidOf(conn: EngineSocket): string {
   return (conn as unknown as { id: string }).id;
-}
-
-/** HTTP 429/503 for a handshake request refused outright (no session is created). */
-function respondRefusal(req: IncomingMessage, error: HandshakeError): void {
-  const { status, retryAfterMs } = error.data;
-  const body = JSON.stringify({ ...error.data, message: error.message });
-  const headers: Record<string, string> = {
-    "Content-Type": "application/json",
-    "Content-Length": String(Buffer.byteLength(body)),
-    "Cache-Control": "no-store",
-  };
-  if (retryAfterMs !== undefined) headers["Retry-After"] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
-  const res = (req as IncomingMessage & { res?: ServerResponse }).res;
-  if (res) {
-    // long-polling: engine.io sees headersSent afterwards and only ends the response
-    if (!res.headersSent) res.writeHead(status, headers).end(body);
-    return;
-  }
-  // a WebSocket upgrade: answer on the raw socket; engine.io then just destroys it
-  const socket = req.socket;
-  if (!socket.writable) return;
-  const head = Object.entries({ ...headers, Connection: "close" }).map(([name, value]) => `${name}: ${value}\r\n`).join("");
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\n${head}\r\n${body}`);
 }

@@ -14,6 +14,8 @@ import { observeDeliveryLatency } from "./delivery-latency.js";
 /** Call after `io.adapter(...)`; returns the releaser for the gateway's resource stack. */
 export function setupObservability(io: GatewayServer, config: GatewayConfig, metrics: Metrics, logger: Logger, redis?: RedisClients): () => void {
   metrics.maxConnections.set(config.maxConnections);
+  // exported at 0 from the start, so rate() and alerts see the series before the first login
+  for (const result of ["ok", "invalid", "throttled"]) metrics.adminLogins.inc({ result }, 0);
   observeDeliveryLatency(io, metrics.updateLatency);
   if (!config.adminUiPassword) return () => undefined;
   const stop = mountAdminUi(io, config.adminUiPassword, config.instanceId, { config, redis, metrics, logger });
