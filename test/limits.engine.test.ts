@@ -100,6 +100,12 @@ describe("engine-level connection accounting", () => {
     expect(plain.length).to.be.at.least(1);
     expect(flood.filter((r) => r.status === 200).length).to.be.at.most(REFUSALS_PER_IP);
     for (const r of plain) expect(JSON.parse(r.body)).to.include({ code: "TOO_MANY_CONNECTIONS", status: 429 });
+    // while those refused sessions wait for their poll, a WebSocket upgrade from the IP is answered 429 too
+    const upgrade = await rawWebSocket(gateway.url);
+    expect(upgrade.kind).to.equal("refused");
+    const refusal = upgrade as { status: number; body: string };
+    expect(refusal.status).to.equal(429);
+    expect(JSON.parse(refusal.body)).to.include({ code: "TOO_MANY_CONNECTIONS", status: 429 });
   });
 
   it("CONNECTION_RATE_PER_IP counts raw handshakes; a flood is refused with 429 and Retry-After", async function () {
@@ -130,6 +136,21 @@ describe("engine-level connection accounting", () => {
     await eventually(() => raw.kind === "open" && !raw.ws.isOpen(), "the refused raw session to be closed");
     expect(connectErrorIn((raw as { ws: RawWebSocket }).ws.messages)).to.deep.equal({ code: "SERVER_FULL", status: 503 });
     await eventually(async () => (await metric(gateway, "gateway_engine_sessions")) === 0, "the idle sessions to time out", HANDSHAKE_TIMEOUT_MS + 10_000, 100);
+    expect((await connect(gateway.url)).connected).to.equal(true);
+  });
+
+  it("a session whose CONNECT the middleware refuses (bad token) gives its slot back at once and is closed", async function () {
+    this.timeout(60_000);
+    const gateway = await gatewayWith({ MAX_CONNECTIONS_PER_IP: "1", HANDSHAKE_TIMEOUT_MS: "30s" });
+    const raw = await rawWebSocket(gateway.url);
+    expect(raw.kind).to.equal("open");
+    const ws = (raw as { ws: RawWebSocket }).ws;
+    expect(await metric(gateway, "gateway_engine_sessions")).to.equal(1);
+    ws.send('40{"token":"not-a-jwt"}');
+    await ws.closed;
+    expect(connectErrorIn(ws.messages)).to.deep.equal({ code: "UNAUTHORIZED", status: 401 });
+    expect(await metric(gateway, "gateway_engine_sessions")).to.equal(0);
+    // the one slot is free for a real client right away, not after a timeout
     expect((await connect(gateway.url)).connected).to.equal(true);
   });
 });

@@ -94,11 +94,14 @@ export class EngineAdmission {
         const record: SessionRecord = { ip, key, lease, refusing: false };
         if (refusal) {
           this.options.metrics.connectionsRejected.inc({ reason: refusal.data.code });
-          this.logger.info({ ip, code: refusal.data.code, reason: refusal.message }, "connection rejected");
           if (!this.mayRefuseInBand(key)) {
+            // a flood: one debug line each (the metric counts them), and no engine.io error path,
+            // whose immediate destroy of an upgrade socket could cut our response short
+            this.logger.debug({ ip, code: refusal.data.code }, "connection rejected over HTTP");
             respondRefusal(req, refusal);
-            return callback(refusal.message, false);
+            return;
           }
+          this.logger.info({ ip, code: refusal.data.code, reason: refusal.message }, "connection rejected");
           record.refusal = refusal;
           this.startRefusing(record);
         }

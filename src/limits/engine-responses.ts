@@ -31,13 +31,17 @@ export function respondRefusal(req: IncomingMessage, error: HandshakeError): voi
   if (retryAfterMs !== undefined) headers["Retry-After"] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
   const res = (req as IncomingMessage & { res?: ServerResponse }).res;
   if (res) {
-    // long-polling: engine.io sees headersSent afterwards and only ends the response
     if (!res.headersSent) res.writeHead(status, headers).end(body);
     return;
   }
-  // a WebSocket upgrade: answer on the raw socket; engine.io then just destroys it
+  // a WebSocket upgrade: answer on the raw socket and half-close it; it closes once the client does
   const socket = req.socket;
-  if (!socket.writable) return;
+  // an upgraded socket has no HTTP server behind it any more: an unhandled error would crash us
+  socket.on("error", () => undefined);
+  if (!socket.writable) return void socket.destroy();
   const head = Object.entries({ ...headers, Connection: "close" }).map(([name, value]) => `${name}: ${value}\r\n`).join("");
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\n${head}\r\n${body}`);
+  const timer = setTimeout(() => socket.destroy(), 2000);
+  timer.unref();
+  socket.once("close", () => clearTimeout(timer));
 }
