@@ -11,6 +11,9 @@ import { createTestDatabase, sql } from "./support/db.js";
 import { sample, scrape } from "./support/metrics.js";
 import { spawnGateway } from "./support/process.js";
 import { rawWebSocket, type RawWebSocket } from "./support/raw-engine.js";
+import { createTicketClient, type TicketUpdate } from "../src/client/index.js";
+import { onCleanup } from "./support/cleanup.js";
+import { startCluster } from "./support/cluster.js";
 
 const EVENTS = 3000;
 
@@ -87,5 +90,33 @@ describe("slow consumers (MAX_BUFFERED_BYTES_PER_SOCKET)", () => {
     expect(JSON.parse(error!.slice(2))[1]).to.deep.include({ event: "ticket:update" }).and.have.nested.property("error.code", "SLOW_CONSUMER");
     const received = stalled.messages.filter((m) => m.startsWith('42["ticket:update"')).length;
     expect(received, "the stalled client got only a prefix").to.be.below(EVENTS);
+  });
+
+  it("the package's client, dropped as a slow consumer, resumes from its last seq and ends with every event exactly once", async function () {
+    this.timeout(120_000);
+    const cluster = await startCluster(1);
+    const gateway = cluster.gateways[0]!;
+    const ticketId = "resume";
+    const client = createTicketClient({ url: cluster.urls[0]!, token: await token({ sub: "phone" }), socketOptions: { transports: ["websocket"] }, reconnectMinDelayMs: 100, reconnectMaxDelayMs: 500 });
+    onCleanup("ticket client", () => client.close());
+    const updates: TicketUpdate[] = [];
+    const errors: string[] = [];
+    let subscribed = 0;
+    client.on("error", (error) => errors.push(error.code));
+    client.subscribe(ticketId, { onUpdate: (u) => updates.push(u), onSubscribed: () => (subscribed += 1) });
+    await eventually(() => subscribed === 1, "the subscription");
+    // the phone enters a tunnel: its TCP socket stops reading
+    const tcp = (client.socket.io.engine.transport as unknown as { ws: { _socket: { pause(): void; resume(): void } } }).ws._socket;
+    tcp.pause();
+    const n = 1000;
+    await sql(cluster.databaseUrl, `SELECT realtime.publish_ticket_event($1, 'big', jsonb_build_object('n', i, 'pad', repeat('x', 8192))) FROM generate_series(1, ${n}) AS i`, [ticketId]);
+    const drops = async () => (await gateway.metrics.slowConsumerDisconnects.get()).values[0]?.value ?? 0;
+    await eventually(async () => (await drops()) === 1, "the paused client to be dropped", 60_000, 50);
+    // out of the tunnel: it reads what was buffered, hears why, reconnects and resumes
+    tcp.resume();
+    await eventually(() => updates.length >= n, `all ${n} events at the client`, 60_000, 50);
+    expect(updates.map((u) => u.seq)).to.deep.equal(Array.from({ length: n }, (_, i) => i + 1));
+    expect(subscribed, "resubscribed after the drop").to.be.at.least(2);
+    expect(errors).to.include("SLOW_CONSUMER");
   });
 });
