@@ -75,6 +75,16 @@ describe("slow consumers (MAX_BUFFERED_BYTES_PER_SOCKET)", () => {
     expect(updates.map((u) => u.seq)).to.deep.equal(Array.from({ length: EVENTS }, (_, i) => i + 1));
     expect(normal.connected).to.equal(true);
 
+    // the stalled one is judged a second after its output passed the limit: wait for that verdict
+    await eventually(
+      async () => {
+        peak = Math.max(peak, rssBytes(gateway.child.pid!));
+        return sample(await scrape(gateway.metricsPort), "gateway_slow_consumer_disconnects_total") === 1;
+      },
+      "the stalled subscriber to be dropped",
+      20_000,
+      50,
+    );
     const metrics = await scrape(gateway.metricsPort);
     expect(sample(metrics, "gateway_slow_consumer_disconnects_total")).to.equal(1);
     expect(sample(metrics, "gateway_connections")).to.equal(1);

@@ -12,8 +12,8 @@
  * ticket has more than the limit unsent, however fast it reads. The limit therefore decides at a
  * check one CHECK_MS after the output first passed it: a socket still over the limit that took
  * less than the limit's worth of bytes since then (it reads slower than MAX_BUFFERED_BYTES_PER_SOCKET
- * per CHECK_MS) is a slow consumer; one that reads faster gets another CHECK_MS to catch up, unless
- * its backlog passed CEILING times the limit. Per packet this is O(1) arithmetic; the only timer
+ * per CHECK_MS) is a slow consumer; one that reads faster gets another CHECK_MS to catch up. A
+ * backlog over CEILING times the limit is dropped at once. Per packet this is O(1) arithmetic; the only timer
  * belongs to a socket that is over the limit, and lives at most until it is dropped or caught up.
  */
 import type { GatewaySocket } from "../socket/context.js";
@@ -74,9 +74,13 @@ export function watchOutput(conn: EngineSocket, limit: number, onOverflow: (buff
     const size = sizeOf(packet.data);
     queued += size;
     written += size;
-    if (timer !== undefined) return;
     const now = unsent();
-    if (now > limit) arm(now, written);
+    if (timer === undefined) {
+      if (now > limit) arm(now, written);
+    } else if (now > CEILING * limit) {
+      // no second to wait for: memory is what this bounds
+      trip(now);
+    }
   });
   conn.on("flush", () => {
     queued = 0;
