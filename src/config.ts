@@ -50,6 +50,12 @@ export interface GatewayConfig {
   connectionRatePerIp: RateLimit;
   /** @default 10000 */
   maxConnections: number;
+  /** an Engine.IO session that has not joined the namespace after this long is closed, freeing its slot. @default 5000 */
+  handshakeTimeoutMs: number;
+  /** unsent output (engine.io write buffer + WebSocket bufferedAmount) beyond which a socket is a slow consumer; 0 disables. @default 1048576 */
+  maxBufferedBytesPerSocket: number;
+  /** IPv6 clients are counted per prefix of this length (one customer usually gets a /64). @default 64 */
+  ipv6PrefixLength: number;
   /** @default 20/1s */
   eventRatePerSocket: RateLimit;
   /** @default 100 */
@@ -285,6 +291,9 @@ export function loadConfig(env: Env = {}, options: LoadOptions = {}): GatewayCon
     maxConnectionsPerIp: integer(env, "MAX_CONNECTIONS_PER_IP", 10),
     connectionRatePerIp: rate(env, "CONNECTION_RATE_PER_IP", { points: 30, durationMs: 60_000 }),
     maxConnections: integer(env, "MAX_CONNECTIONS", 10_000),
+    handshakeTimeoutMs: duration(env, "HANDSHAKE_TIMEOUT_MS", 5_000, 100),
+    maxBufferedBytesPerSocket: integer(env, "MAX_BUFFERED_BYTES_PER_SOCKET", 1_048_576),
+    ipv6PrefixLength: integer(env, "IPV6_PREFIX_LENGTH", 64, 1, 128),
     eventRatePerSocket: rate(env, "EVENT_RATE_PER_SOCKET", { points: 20, durationMs: 1_000 }),
     maxSubscriptionsPerSocket: integer(env, "MAX_SUBSCRIPTIONS_PER_SOCKET", 100),
     maxPayloadBytes: integer(env, "MAX_PAYLOAD_BYTES", 16_384, 256, 100 * 1024 * 1024),
@@ -329,4 +338,5 @@ export const CONFIG_VARIABLES = [
   "MAX_PAYLOAD_BYTES", "TRUST_PROXY", "CORS_ORIGINS", "EVENT_RETENTION", "SHUTDOWN_GRACE_MS", "LOG_LEVEL",
   "DATA_DIR", "MIGRATE_ON_START", "DEMO_UI", "ADMIN_UI_PASSWORD", "INSTANCE_ID", "HOSTNAME",
   "EVENT_SOURCE", "REPLICATION_SLOT", "RECONCILE_INTERVAL", "LEADER_LEASE",
+  "HANDSHAKE_TIMEOUT_MS", "MAX_BUFFERED_BYTES_PER_SOCKET", "IPV6_PREFIX_LENGTH",
 ] as const;

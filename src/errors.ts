@@ -31,6 +31,8 @@ export const ErrorCode = {
   RATE_LIMITED: "RATE_LIMITED",
   UNAVAILABLE: "UNAVAILABLE",
   UNAUTHORIZED: "UNAUTHORIZED",
+  /** on `gateway:error` only: the socket's unsent output passed MAX_BUFFERED_BYTES_PER_SOCKET */
+  SLOW_CONSUMER: "SLOW_CONSUMER",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

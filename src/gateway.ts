@@ -17,6 +17,7 @@ import { createHttpApp, createMetricsServer, SOCKET_IO_PATH, type HttpAppOptions
 import { createDemoApp } from "./demo/routes.js";
 import { ResourceStack, sleep } from "./lifecycle.js";
 import { createLimits } from "./limits/index.js";
+import { EngineAdmission } from "./limits/engine-admission.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { createPresence } from "./presence/index.js";
@@ -29,6 +30,7 @@ import { createDelivery, type Delivery } from "./delivery/index.js";
 import { handshakeMiddleware } from "./socket/handshake.js";
 import { evictLocal } from "./socket/eviction.js";
 import { setupObservability } from "./observability/index.js";
+import { reportSkippedEvents } from "./observability/skipped-events.js";
 import { watchPresence } from "./socket/subscriptions.js";
 
 export interface GatewayDeps {
@@ -82,18 +84,19 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     serveClient: false,
     maxHttpBufferSize: config.maxPayloadBytes,
     perMessageDeflate: false,
-    connectTimeout: 10_000,
+    // a backup: EngineAdmission closes a session that has not joined after handshakeTimeoutMs
+    connectTimeout: config.handshakeTimeoutMs + 1000,
     pingInterval: 25_000,
     pingTimeout: 20_000,
     cleanupEmptyChildNamespaces: true,
     cors: config.corsOrigins.length > 0 ? { origin: config.corsOrigins.includes("*") ? true : config.corsOrigins, credentials: true } : undefined,
+    // every Engine.IO handshake (WebSocket or polling) is counted from here: limits/engine-admission.ts
     allowRequest: (req, callback) => {
-      // browsers send Origin on WebSocket upgrades too, and CORS does not cover them
-      const origin = req.headers.origin;
-      const allowed = config.corsOrigins.length === 0 || config.corsOrigins.includes("*") || !origin || config.corsOrigins.includes(origin);
-      callback(allowed ? null : "origin not allowed", allowed);
+      if (!admission) return callback("starting", false);
+      admission.allowRequest(req, callback);
     },
   });
+  let admission: EngineAdmission | undefined;
   let draining = false;
   let started = false;
   let port = -1;
@@ -131,18 +134,37 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     } else {
       metrics.redisConnected.set(1);
     }
-    stack.defer("observability", setupObservability(io, config, metrics, logger));
+    // a session that joins another namespace (the admin UI) is off the handshake clock too
+    io.on("new_namespace", (nsp) => nsp.on("connection", (socket) => admission?.joinedOther(socket.conn)));
+    stack.defer("observability", setupObservability(io, config, metrics, logger, redis));
 
     database = await openDatabase({ config, logger, metrics });
     const db = database;
     stack.defer("database", () => db.close());
     checks.set("postgres", () => db.check());
+    stack.defer("skipped-events report", reportSkippedEvents({ pool: db.pool, metrics, logger }));
 
     // one heartbeat for the whole instance: limits and presence forget a dead instance through it
     const liveness = redis && createLiveness({ client: redis.pub, prefix: config.redisPrefix, instanceId: config.instanceId, logger });
     if (liveness) stack.defer("liveness", () => liveness.close());
     const limits = createLimits({ config, redis, logger, metrics, liveness });
     stack.defer("limits", () => limits.close());
+    const engineAdmission = new EngineAdmission({
+      config,
+      limiter: limits.connections,
+      metrics,
+      logger,
+      isDraining: () => draining,
+      precheck: (req) => {
+        // browsers send Origin on WebSocket upgrades too, and CORS does not cover them
+        const origin = req.headers.origin;
+        const allowed = config.corsOrigins.length === 0 || config.corsOrigins.includes("*") || !origin || config.corsOrigins.includes(origin);
+        return allowed ? undefined : "origin not allowed";
+      },
+    });
+    io.engine.on("connection", engineAdmission.onConnection);
+    io.engine.on("connection_error", engineAdmission.onConnectionError);
+    admission = engineAdmission;
     const presence = createPresence({ config, redis, logger, liveness });
     stack.defer("presence", () => presence.close());
     const jwtConfig =
@@ -168,7 +190,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       delivery: pipeline,
       evictions: db.evictions,
       presence,
-      connectionLimiter: limits.connections,
+      admission: engineAdmission,
       eventLimiter: limits.events,
       isDraining: () => draining,
     };

@@ -112,6 +112,32 @@ export function createMetrics(instanceId: string) {
       help: "Raw NOTIFY payloads that could not be parsed",
       registers,
     }),
+    engineSessions: new Gauge({
+      name: "gateway_engine_sessions",
+      help: "Engine.IO sessions holding a connection slot on this instance, joined or not (what MAX_CONNECTIONS counts)",
+      registers,
+    }),
+    engineRefusals: new Gauge({
+      name: "gateway_engine_refusals_in_flight",
+      help: "Refused Engine.IO sessions still open on this instance to be told their error code (bounded; beyond the bound refusals are plain HTTP 429/503)",
+      registers,
+    }),
+    slowConsumerDisconnects: new Counter({
+      name: "gateway_slow_consumer_disconnects_total",
+      help: "Sockets disconnected because their unsent output exceeded MAX_BUFFERED_BYTES_PER_SOCKET",
+      registers,
+    }),
+    watchSkippedRows: new Counter({
+      name: "gateway_watch_skipped_rows_total",
+      help: "Rows of watched tables that published nothing because their ticket id was NULL or invalid (realtime.skipped_events)",
+      registers,
+    }),
+    adminLogins: new Counter({
+      name: "gateway_admin_logins_total",
+      help: "Admin UI login attempts by result (ok, invalid, throttled)",
+      labelNames: ["result"] as const,
+      registers,
+    }),
     limiterFallback: new Gauge({
       name: "gateway_limiter_fallback",
       help: "1 while per-IP connection limits are enforced per instance because Redis is unreachable",

@@ -95,6 +95,21 @@ describe("handshake authentication", () => {
       await expectUnauthorized(urls[0]!, { token: null, extraHeaders: { authorization: `Basic ${jwt}` } });
     });
 
+    it("accepts numbers in the tickets claim as the same ids as strings (42 and \"42\")", async () => {
+      const cluster = await startCluster(1, { mode: "single" });
+      const url = cluster.urls[0]!;
+      const socket = await connect(url, { token: await sign({ claims: { tickets: [42, "7", 42, "42"] as never } }) });
+      for (const ticketId of ["42", "7"]) expect(await request(socket, "ticket:subscribe", { ticketId })).to.include({ ok: true, ticketId });
+      const denied = await request(socket, "ticket:subscribe", { ticketId: "8" });
+      expect(denied).to.deep.include({ ok: false });
+      expect((denied as { error: { code: string } }).error.code).to.equal("FORBIDDEN");
+      expect([...cluster.gateways[0]!.io.of("/").sockets.values()][0]!.data.claims.tickets).to.deep.equal(["42", "7"]);
+      // a number with more than one spelling, or none, is not an id
+      for (const tickets of [[1.5], [2 ** 60], [true], [null], [""]]) {
+        await expectUnauthorized(url, { token: await sign({ claims: { tickets: tickets as never } }) });
+      }
+    });
+
     it("checks the issuer and audience when JWT_ISSUER and JWT_AUDIENCE are set", async () => {
       const { urls } = await startCluster(1, { env: { JWT_ISSUER: "https://id.example.com", JWT_AUDIENCE: "helpdesk" } });
       const url = urls[0]!;

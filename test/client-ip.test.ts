@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { clientIp, normalizeIp } from "../src/socket/client-ip.js";
+import { clientIp, limitKey, normalizeIp } from "../src/socket/client-ip.js";
 
 describe("client IP", () => {
   describe("normalizeIp", () => {
@@ -72,4 +72,23 @@ describe("client IP", () => {
       expect(clientIp(peer, { "x-forwarded-for": ["6.6.6.6", "203.0.113.5"] as unknown as string }, 1)).to.equal("203.0.113.5");
     });
   });
+});
+
+describe("per-IP limit keys (IPV6_PREFIX_LENGTH)", () => {
+  const cases: Array<[string, number, string]> = [
+    ["203.0.113.7", 64, "203.0.113.7"],
+    ["2001:db8:1:2:3:4:5:6", 64, "2001:db8:1:2::/64"],
+    ["2001:db8:1:2::1", 64, "2001:db8:1:2::/64"],
+    ["2001:db8:1:2:ffff:ffff:ffff:ffff", 64, "2001:db8:1:2::/64"],
+    ["2001:db8:1:3::1", 64, "2001:db8:1:3::/64"],
+    ["2001:db8:1:2:3:4:5:6", 48, "2001:db8:1::/48"],
+    ["2001:db8:1:ff:3:4:5:6", 56, "2001:db8:1::/56"],
+    ["2001:db8:1:1ff:3:4:5:6", 56, "2001:db8:1:100::/56"],
+    ["2001:db8::1", 128, "2001:db8::1"],
+    ["::1", 64, "::/64"],
+    ["fe80::1", 10, "fe80::/10"],
+  ];
+  for (const [ip, prefix, key] of cases) {
+    it(`${ip} /${prefix} → ${key}`, () => expect(limitKey(normalizeIp(ip), prefix)).to.equal(key));
+  }
 });

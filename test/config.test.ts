@@ -76,6 +76,13 @@ const invalid: Array<[string, Record<string, string>]> = [
   ["LOG_LEVEL", { LOG_LEVEL: "verbose" }],
   ["MIGRATE_ON_START", { MIGRATE_ON_START: "maybe" }],
   ["DEMO_UI", { DEMO_UI: "2" }],
+  ["HANDSHAKE_TIMEOUT_MS", { HANDSHAKE_TIMEOUT_MS: "soon" }],
+  ["HANDSHAKE_TIMEOUT_MS", { HANDSHAKE_TIMEOUT_MS: "50" }],
+  ["MAX_BUFFERED_BYTES_PER_SOCKET", { MAX_BUFFERED_BYTES_PER_SOCKET: "1MB" }],
+  ["MAX_BUFFERED_BYTES_PER_SOCKET", { MAX_BUFFERED_BYTES_PER_SOCKET: "-1" }],
+  ["IPV6_PREFIX_LENGTH", { IPV6_PREFIX_LENGTH: "0" }],
+  ["IPV6_PREFIX_LENGTH", { IPV6_PREFIX_LENGTH: "129" }],
+  ["IPV6_PREFIX_LENGTH", { IPV6_PREFIX_LENGTH: "/64" }],
 ];
 
 describe("configuration", () => {
@@ -96,6 +103,13 @@ describe("configuration", () => {
     expect(config.eventRatePerSocket.points).to.equal(0);
     expect(config.corsOrigins).to.deep.equal(["https://a.example.com", "http://localhost:5173"]);
     expect(loadConfig({})).to.include({ port: 3000, redisAdapter: "classic", migrateOnStart: true, demoUi: true, logLevel: "info" });
+    // the hardening limits (docs/security.md)
+    expect(loadConfig(BASE)).to.include({ handshakeTimeoutMs: 5000, maxBufferedBytesPerSocket: 1_048_576, ipv6PrefixLength: 64 });
+    expect(loadConfig({ ...BASE, HANDSHAKE_TIMEOUT_MS: "2s", MAX_BUFFERED_BYTES_PER_SOCKET: "0", IPV6_PREFIX_LENGTH: "48" })).to.include({
+      handshakeTimeoutMs: 2000,
+      maxBufferedBytesPerSocket: 0,
+      ipv6PrefixLength: 48,
+    });
     for (const key of [pem("rsa"), pem("ec", "P-256"), pem("ec", "P-384"), pem("ed25519")]) {
       expect(loadConfig({ ...BASE, JWT_SECRET: "", JWT_PUBLIC_KEY: key }).jwt.publicKey).to.equal(key.trim());
     }

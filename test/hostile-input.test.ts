@@ -1,7 +1,9 @@
 /**
  * Property-based abuse of every client event against a gateway in its own process: random and
  * malformed payloads, wrong types, deep objects, huge strings, binary, unknown and reserved event
- * names, missing acks, and raw protocol garbage.
+ * names, missing acks, and raw protocol garbage; and below the Socket.IO client, raw Engine.IO
+ * sessions (WebSocket and long-polling) sending packets of every type, truncated, binary,
+ * oversized and for unknown namespaces.
  */
 import { expect } from "chai";
 import fc from "fast-check";
@@ -12,6 +14,7 @@ import { clusterEnv, randomPrefix } from "./support/cluster.js";
 import { createTestDatabase, sql } from "./support/db.js";
 import { sample, scrape } from "./support/metrics.js";
 import { spawnGateway } from "./support/process.js";
+import { poll, pollingHandshake, post, rawWebSocket, type RawWebSocket } from "./support/raw-engine.js";
 
 const MAX_PAYLOAD = 16_384;
 const KNOWN = ["ticket:subscribe", "ticket:unsubscribe", "ticket:typing", "auth:refresh"];
@@ -174,5 +177,121 @@ describe("hostile input", () => {
     await eventually(async () => sample(await scrape(gateway.metricsPort), "gateway_connections") === 1, "the hostile sockets to be gone");
     const after = sample(await scrape(gateway.metricsPort), "process_resident_memory_bytes")!;
     expect(after - before, `RSS grew from ${before} to ${after} over ${runs} runs and ${disconnects} reconnects`).to.be.below(150 * 1024 * 1024);
+  });
+});
+
+// ---- the engine level: raw sessions, no socket.io-client to keep the frames well-formed ----
+
+const jsonText = fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v) ?? "null");
+const namespace = fc.constantFrom("", "/nope,", "/admin,", "/,", "/" + "n".repeat(300) + ",", "nope,", "/\u0000,");
+const socketIoPacket = fc
+  .tuple(fc.integer({ min: 0, max: 9 }), namespace, fc.oneof(fc.constant(""), fc.nat({ max: 2 ** 40 }).map(String)), fc.oneof(jsonText, fc.string({ maxLength: 60 })))
+  .map(([type, nsp, id, data]) => `4${type}${nsp}${id}${data}`);
+const engineFrame: fc.Arbitrary<string | Buffer> = fc.oneof(
+  // every Engine.IO packet type, with random payloads
+  fc.tuple(fc.integer({ min: 0, max: 9 }), fc.string({ maxLength: 40 })).map(([type, data]) => `${type}${data}`),
+  socketIoPacket,
+  // truncated frames of well-formed packets
+  fc.tuple(fc.constantFrom('42["ticket:subscribe",{"ticketId":"1"}]', '40{"token":"x"}', '451-["x",{"_placeholder":true,"num":0}]', "0{\"sid\":1}"), fc.nat()).map(([frame, cut]) => frame.slice(0, cut % frame.length)),
+  // binary attachments announced and never sent, or sent unannounced
+  fc.constantFrom('452-["ticket:subscribe",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]', '451-["x",{"_placeholder":true,"num":7}]', "45-[]", '4999999999-["x"]'),
+  fc.uint8Array({ maxLength: 3000 }).map((bytes) => Buffer.from(bytes)),
+  // oversized (MAX_PAYLOAD_BYTES is 16 KiB)
+  fc.integer({ min: MAX_PAYLOAD + 1, max: 4 * MAX_PAYLOAD }).map((n) => `42["ticket:subscribe",{"ticketId":"${"x".repeat(n)}"}]`),
+  fc.constantFrom("", "\x1e", "4", "40", "41", "6", "5", "1", "2probe", "3probe"),
+);
+const engineCommand = fc.oneof(
+  fc.record({ kind: fc.constant("ws" as const), join: fc.boolean(), frames: fc.array(engineFrame, { minLength: 1, maxLength: 5 }) }),
+  fc.record({
+    kind: fc.constant("polling" as const),
+    join: fc.boolean(),
+    bodies: fc.array(fc.oneof(fc.array(fc.oneof(engineFrame.filter((f): f is string => typeof f === "string"), fc.string({ maxLength: 30 })), { maxLength: 4 }).map((parts) => parts.join("\x1e")), fc.uint8Array({ maxLength: 2000 }).map((b) => Buffer.from(b))), { minLength: 1, maxLength: 3 }),
+  }),
+);
+type EngineCommand = typeof engineCommand extends fc.Arbitrary<infer C> ? C : never;
+
+/** the session answered `probe` (a reply starting with one of `answers`) or was closed */
+async function answeredOrClosed(ws: RawWebSocket, from: number, answers: string[]): Promise<void> {
+  await eventually(() => !ws.isOpen() || ws.messages.slice(from).some((m) => answers.some((a) => m.startsWith(a))), "a reply to the probe or a close", 10_000);
+}
+
+describe("hostile input at the engine level", () => {
+  it("raw WebSocket and long-polling sessions sending every packet type, truncated, binary, oversized and unknown-namespace frames never take the process down", async function () {
+    this.timeout(240_000);
+    const databaseUrl = await createTestDatabase();
+    const env = clusterEnv({ mode: "classic", databaseUrl, prefix: randomPrefix(), env: { EVENT_RATE_PER_SOCKET: "1000/1s", LOG_LEVEL: "warn" } });
+    const gateway = await spawnGateway(env);
+    const jwt = await token({ sub: "raw" });
+    const watcher = await connect(gateway.url, { sub: "watcher" });
+    expect(await request(watcher, "ticket:subscribe", { ticketId: "watched" })).to.include({ ok: true });
+    const updates = collect(watcher, "ticket:update");
+    let published = 0;
+    const publish = async () => {
+      published += 1;
+      await sql(databaseUrl, "SELECT realtime.publish_ticket_event('watched', 'test', $1::jsonb)", [JSON.stringify({ n: published })]);
+    };
+    await publish();
+    await eventually(() => updates.length === 1, "the first update");
+    const before = sample(await scrape(gateway.metricsPort), "process_resident_memory_bytes")!;
+    const open: RawWebSocket[] = [];
+    let runs = 0;
+
+    const run = async (cmd: EngineCommand) => {
+      runs += 1;
+      if (runs % 25 === 0) await publish();
+      if (cmd.kind === "ws") {
+        const outcome = await rawWebSocket(gateway.url);
+        expect(outcome.kind, "a raw WebSocket opens (no caps in this test)").to.equal("open");
+        const ws = (outcome as { ws: RawWebSocket }).ws;
+        open.push(ws);
+        if (cmd.join) {
+          ws.send(`40${JSON.stringify({ token: jwt })}`);
+          await answeredOrClosed(ws, 1, ["40{", "44"]);
+        }
+        for (const frame of cmd.frames) if (ws.isOpen()) ws.send(frame);
+        // whatever the frames did, the session still answers, or the server closed it
+        const from = ws.messages.length;
+        if (!ws.isOpen()) return;
+        if (cmd.join && ws.messages.some((m) => m.startsWith("40{"))) ws.send('4277["ticket:unsubscribe",{"ticketId":"nope"}]');
+        else ws.send(`40${JSON.stringify({ token: jwt })}`);
+        await answeredOrClosed(ws, from, ["4377[", "40{", "44"]);
+        return;
+      }
+      const handshake = await pollingHandshake(gateway.url);
+      expect(handshake.status, handshake.body).to.equal(200);
+      const sid = handshake.sid!;
+      if (cmd.join) {
+        await post(gateway.url, sid, `40${JSON.stringify({ token: jwt })}`);
+        expect(await poll(gateway.url, sid)).to.not.equal("timeout");
+      }
+      for (const body of cmd.bodies) {
+        const status = await post(gateway.url, sid, body, typeof body === "string" ? "text/plain;charset=UTF-8" : "application/octet-stream");
+        expect([200, 400, 413], `POST answered ${status}`).to.include(status);
+      }
+      // the session answers a CONNECT, or it is gone (400 for its sid)
+      const status = await post(gateway.url, sid, `40${JSON.stringify({ token: jwt })}`);
+      if (status === 200) expect(await poll(gateway.url, sid)).to.not.equal("timeout");
+      // leave like a client does (an engine close packet), so the session's slot is free now
+      if (status === 200) expect([200, 400]).to.include(await post(gateway.url, sid, "1"));
+      // and nothing is answered twice or crashes on a sid that is gone
+      expect((await poll(gateway.url, "no-such-sid")) as { status: number }).to.include({ status: 400 });
+    };
+
+    await fc.assert(fc.asyncProperty(engineCommand, run), { numRuns: 200, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31), endOnFailure: true });
+
+    expect(gateway.child.exitCode, gateway.output.slice(-10).join("\n")).to.equal(null);
+    expect((await fetch(`${gateway.url}/healthz`)).status).to.equal(200);
+    for (const ws of open) ws.socket.terminate();
+    await publish();
+    await eventually(() => updates.length === published, `all ${published} updates to reach the bystander`);
+    expect(updates.map((u) => u.seq)).to.deep.equal(Array.from({ length: published }, (_, i) => i + 1));
+    expect(watcher.connected).to.equal(true);
+    // every raw session let go of its slot: only the watcher holds one (polling ones time out)
+    await eventually(async () => sample(await scrape(gateway.metricsPort), "gateway_engine_sessions") === 1, "the raw sessions to be gone", 30_000, 200);
+    expect(sample(await scrape(gateway.metricsPort), "gateway_connections")).to.equal(1);
+    const fresh = await connect(gateway.url, { sub: "after" });
+    expect(await request(fresh, "ticket:subscribe", { ticketId: "watched" })).to.include({ ok: true });
+    const after = sample(await scrape(gateway.metricsPort), "process_resident_memory_bytes")!;
+    expect(after - before, `RSS grew from ${before} to ${after} over ${runs} runs`).to.be.below(150 * 1024 * 1024);
   });
 });

@@ -153,4 +153,21 @@ describe("client IP behind proxies (TRUST_PROXY)", () => {
     const ips = [...cluster.gateways[0]!.io.of("/").sockets.values()].map((s) => s.data.ip).sort();
     expect(ips).to.deep.equal(["198.51.100.1", "203.0.113.7"]);
   });
+
+  it("IPv6 clients count per IPV6_PREFIX_LENGTH network (default /64)", async () => {
+    const xff = (value: string) => ({ extraHeaders: { "x-forwarded-for": value } });
+    const cluster = await startCluster(2, { env: { MAX_CONNECTIONS_PER_IP: "2", TRUST_PROXY: "1" } });
+    await connect(cluster.urls[0]!, xff("2001:db8:1:2::1"));
+    await connect(cluster.urls[1]!, xff("2001:db8:1:2:aaaa:bbbb:cccc:dddd"));
+    // another address of the same /64 is the same customer
+    expect((await connectError(cluster.urls[0]!, xff("2001:db8:1:2::99"))).data).to.deep.include({ code: "TOO_MANY_CONNECTIONS" });
+    expect((await connect(cluster.urls[1]!, xff("2001:db8:1:3::1"))).connected).to.equal(true);
+    // the sockets still carry their own address
+    expect([...cluster.gateways[0]!.io.of("/").sockets.values()].map((s) => s.data.ip)).to.deep.equal(["2001:db8:1:2::1"]);
+
+    const exact = await startCluster(1, { env: { MAX_CONNECTIONS_PER_IP: "1", TRUST_PROXY: "1", IPV6_PREFIX_LENGTH: "128" } });
+    await connect(exact.urls[0]!, xff("2001:db8:9::1"));
+    expect((await connect(exact.urls[0]!, xff("2001:db8:9::2"))).connected).to.equal(true);
+    expect((await connectError(exact.urls[0]!, xff("2001:db8:9::1"))).data).to.deep.include({ code: "TOO_MANY_CONNECTIONS" });
+  });
 });

@@ -22,11 +22,25 @@ export class InvalidTokenError extends Error {
 
 const MAX_TOKEN_LENGTH = 8192;
 
+/**
+ * A ticket id in a `tickets` claim: a string, or a number as many identity providers emit ids
+ * (`[42]`). Both name the same ticket: 42 and "42" are the ticket "42". Only safe integers, so the
+ * number has one spelling (no 1e21, no 0.1 + 0.2).
+ */
+const ticketClaim = z.union([
+  z.string().min(1).max(256),
+  z
+    .number()
+    .int()
+    .refine((n) => Number.isSafeInteger(n), "not a safe integer")
+    .transform((n) => String(n)),
+]);
+
 const claimsSchema = z.object({
   sub: z.string().min(1).max(256),
   name: z.string().max(256).optional(),
   role: z.string().max(64).optional(),
-  tickets: z.array(z.string().min(1).max(256)).max(10_000).optional(),
+  tickets: z.array(ticketClaim).max(10_000).optional(),
   exp: z.number(),
   iat: z.number().optional(),
 });
@@ -67,7 +81,7 @@ export function createTokenVerifier(config: JwtConfig): TokenVerifier {
       const parsed = claimsSchema.safeParse(payload);
       if (!parsed.success) throw new InvalidTokenError(`bad claims: ${parsed.error.issues[0]?.path.join(".")}`);
       const { sub, name, role, tickets, exp, iat } = parsed.data;
-      return { sub, name: name ?? sub, role: role ?? "agent", tickets: tickets ?? [], exp, iat };
+      return { sub, name: name ?? sub, role: role ?? "agent", tickets: tickets === undefined ? [] : [...new Set(tickets)], exp, iat };
     },
   };
 }

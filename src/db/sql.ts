@@ -189,6 +189,67 @@ BEGIN
 END $$;
 `,
   },
+  {
+    // independent of version 2 (the delivery redesign): it only redefines watch_trigger, whose
+    // contract with publish_ticket_event (ticket id, type, data) both versions keep
+    version: 3,
+    name: "watch_table skips rows without a valid ticket id instead of failing the write",
+    sql: /* sql */ `
+-- rows of watched tables that published nothing: their ticket id was NULL or invalid. Append-only
+-- (no counter row that concurrent writers would queue on); the gateways count and delete them.
+CREATE TABLE realtime.skipped_events (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  table_name text NOT NULL,
+  op text NOT NULL,
+  ticket_column text NOT NULL,
+  reason text NOT NULL,
+  ticket_value text,
+  skipped_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+-- the same rule as realtime.check_ticket_id, as a test instead of an exception
+CREATE FUNCTION realtime.valid_ticket_id(ticket_id text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+  SELECT ticket_id IS NOT NULL AND ticket_id ~ '^[A-Za-z0-9_.:@-]{1,128}$'
+$$;
+
+-- the trigger must never fail the application's write: it checks the id first and skips (and
+-- records) what publish_ticket_event would refuse, without a subtransaction per row
+CREATE OR REPLACE FUNCTION realtime.watch_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  row_data jsonb;
+  old_ticket text;
+  new_ticket text;
+  event_type text := TG_TABLE_NAME || '.' || lower(TG_OP);
+  col text := TG_ARGV[0];
+  targets text[] := '{}';
+  target text;
+BEGIN
+  IF TG_OP <> 'INSERT' THEN old_ticket := to_jsonb(OLD) ->> col; END IF;
+  IF TG_OP <> 'DELETE' THEN
+    row_data := to_jsonb(NEW);
+    new_ticket := row_data ->> col;
+    targets := ARRAY[new_ticket];
+  ELSE
+    row_data := to_jsonb(OLD);
+    targets := ARRAY[old_ticket];
+  END IF;
+  -- a row moved to another ticket: the old ticket hears of it too (a row that had none: nothing to tell)
+  IF TG_OP = 'UPDATE' AND old_ticket IS NOT NULL AND old_ticket IS DISTINCT FROM new_ticket THEN
+    targets := targets || old_ticket;
+  END IF;
+  FOREACH target IN ARRAY targets LOOP
+    IF realtime.valid_ticket_id(target) THEN
+      PERFORM realtime.publish_ticket_event(target, event_type, row_data);
+    ELSE
+      INSERT INTO realtime.skipped_events (table_name, op, ticket_column, reason, ticket_value)
+        VALUES (TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, lower(TG_OP), col,
+                CASE WHEN target IS NULL THEN 'null ticket id' ELSE 'invalid ticket id' END, left(target, 64));
+    END IF;
+  END LOOP;
+  RETURN NULL;
+END $$;
+`,
+  },
 ];
 
 /** Re-created on every migrate run, so PG_CHANNEL may change without a schema version. */

@@ -6,7 +6,7 @@ export interface Lease {
 }
 
 export interface ConnectionLimiter {
-  /** reserve a slot for a new connection from `ip`, or reject with a `HandshakeError` */
+  /** reserve a slot for a new Engine.IO session of `ip` (a limit key: the IPv4 address or the IPv6 prefix), or reject with a `HandshakeError` */
   admit(ip: string): Promise<Lease>;
   close(): Promise<void>;
 }

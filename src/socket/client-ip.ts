@@ -42,3 +42,27 @@ export function clientIp(peerAddress: string | undefined, headers: IncomingHttpH
   const ip = normalizeIp(candidate);
   return isIP(ip) ? ip : peer;
 }
+
+/** The eight 16-bit groups of a canonical IPv6 address (as `normalizeIp` prints it). */
+function ipv6Groups(ip: string): number[] {
+  const [head = "", tail] = ip.split("::");
+  const left = head ? head.split(":") : [];
+  const right = tail ? tail.split(":") : [];
+  const middle = tail === undefined ? [] : Array<string>(8 - left.length - right.length).fill("0");
+  return [...left, ...middle, ...right].map((group) => parseInt(group, 16));
+}
+
+/**
+ * The key per-IP limits count a client under: an IPv4 address as it is, an IPv6 address as its
+ * network of `prefixLength` bits (IPV6_PREFIX_LENGTH): a customer usually holds a whole /64, so
+ * counting single IPv6 addresses would let one host open 2^64 "clients".
+ */
+export function limitKey(ip: string, prefixLength: number): string {
+  if (isIP(ip) !== 6 || prefixLength >= 128) return ip;
+  const groups = ipv6Groups(ip).map((group, i) => {
+    const keep = Math.min(16, Math.max(0, prefixLength - i * 16));
+    return keep === 0 ? 0 : group & ((0xffff << (16 - keep)) & 0xffff);
+  });
+  const network = new URL(`http://[${groups.map((g) => g.toString(16)).join(":")}]/`).hostname.slice(1, -1);
+  return `${network}/${prefixLength}`;
+}

@@ -2,7 +2,8 @@ import type { TokenVerifier } from "../auth/jwt.js";
 import type { GatewayConfig } from "../config.js";
 import type { Delivery } from "../delivery/index.js";
 import type { EvictionRegistry } from "../db/evictions.js";
-import type { ConnectionLimiter, EventLimiter } from "../limits/types.js";
+import type { EngineAdmission } from "../limits/engine-admission.js";
+import type { EventLimiter } from "../limits/types.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import type { PresenceStore } from "../presence/types.js";
@@ -21,7 +22,8 @@ export interface SocketContext {
   presence: PresenceStore;
   /** realtime.evictions for the re-subscription rule; absent: no rule */
   evictions?: EvictionRegistry;
-  connectionLimiter: ConnectionLimiter;
+  /** the engine-level connection accounting; every Engine.IO session has a record there */
+  admission: EngineAdmission;
   eventLimiter: EventLimiter;
   isDraining(): boolean;
 }
