@@ -65,6 +65,17 @@ export function errorAck(code: ErrorCode, message: string): ErrorAck {
   return { ok: false, error };
 }
 
+/**
+ * A start-up failure whose message already says what is wrong and how to fix it (a directory,
+ * a missing OS user): logged as that one line, without a stack trace.
+ */
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StartupError";
+  }
+}
+
 /** Errors arrive as anything (strings, pg errors, AggregateError); normalise once. */
 export function coerceError(value: unknown): Error {
   if (value instanceof Error) return value;

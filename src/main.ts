@@ -4,7 +4,7 @@
  */
 import { pathToFileURL } from "node:url";
 import { ConfigError, loadConfig, type GatewayConfig, type LoadOptions } from "./config.js";
-import { coerceError } from "./errors.js";
+import { StartupError, coerceError } from "./errors.js";
 import { createGateway } from "./gateway.js";
 import { createLogger } from "./logger.js";
 
@@ -50,7 +50,7 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void>
   try {
     await gateway.start();
   } catch (error) {
-    logger.fatal({ err: coerceError(error) }, "gateway failed to start");
+    logger.fatal({ err: error instanceof StartupError ? error.message : coerceError(error) }, "gateway failed to start");
     process.exit(1);
   }
   const base = `http://${config.host === "0.0.0.0" ? "localhost" : config.host}:${gateway.port}`;

@@ -101,24 +101,33 @@ function wellFormed(reply: unknown): void {
   expect(ack.error.message).to.be.a("string").and.not.empty;
 }
 
+/**
+ * A gateway child process, a token for the attacker, and a well-behaved watcher subscribed to
+ * ticket "watched" whose updates (and the RSS at the start) tell whether the attack disturbed it.
+ */
+async function watchedGateway(attacker: string) {
+  const databaseUrl = await createTestDatabase();
+  const env = clusterEnv({ mode: "classic", databaseUrl, prefix: randomPrefix(), env: { EVENT_RATE_PER_SOCKET: "1000/1s", LOG_LEVEL: "warn" } });
+  const gateway = await spawnGateway(env);
+  const jwt = await token({ sub: attacker });
+  const watcher = await connect(gateway.url, { sub: "watcher" });
+  expect(await request(watcher, "ticket:subscribe", { ticketId: "watched" })).to.include({ ok: true });
+  const updates = collect(watcher, "ticket:update");
+  let count = 0;
+  const publish = async () => {
+    count += 1;
+    await sql(databaseUrl, "SELECT realtime.publish_ticket_event('watched', 'test', $1::jsonb)", [JSON.stringify({ n: count })]);
+  };
+  await publish();
+  await eventually(() => updates.length === 1, "the first update");
+  const before = sample(await scrape(gateway.metricsPort), "process_resident_memory_bytes")!;
+  return { gateway, jwt, watcher, updates, publish, published: () => count, before };
+}
+
 describe("hostile input", () => {
   it("random and malformed traffic on every event never crashes the gateway, gets well-formed error replies, and never disturbs other clients", async function () {
     this.timeout(240_000);
-    const databaseUrl = await createTestDatabase();
-    const env = clusterEnv({ mode: "classic", databaseUrl, prefix: randomPrefix(), env: { EVENT_RATE_PER_SOCKET: "1000/1s", LOG_LEVEL: "warn" } });
-    const gateway = await spawnGateway(env);
-    const jwt = await token({ sub: "hostile" });
-    const watcher = await connect(gateway.url, { sub: "watcher" });
-    expect(await request(watcher, "ticket:subscribe", { ticketId: "watched" })).to.include({ ok: true });
-    const updates = collect(watcher, "ticket:update");
-    let published = 0;
-    const publish = async () => {
-      published += 1;
-      await sql(databaseUrl, "SELECT realtime.publish_ticket_event('watched', 'test', $1::jsonb)", [JSON.stringify({ n: published })]);
-    };
-    await publish();
-    await eventually(() => updates.length === 1, "the first update");
-    const before = sample(await scrape(gateway.metricsPort), "process_resident_memory_bytes")!;
+    const { gateway, jwt, watcher, updates, publish, published, before } = await watchedGateway("hostile");
 
     let hostile: TestSocket = await connect(gateway.url, { token: jwt });
     let runs = 0;
@@ -169,8 +178,8 @@ describe("hostile input", () => {
     expect(gateway.child.exitCode, gateway.output.slice(-10).join("\n")).to.equal(null);
     expect((await fetch(`${gateway.url}/healthz`)).status).to.equal(200);
     await publish();
-    await eventually(() => updates.length === published, `all ${published} updates to reach the bystander`);
-    expect(updates.map((u) => u.seq)).to.deep.equal(Array.from({ length: published }, (_, i) => i + 1));
+    await eventually(() => updates.length === published(), `all ${published()} updates to reach the bystander`);
+    expect(updates.map((u) => u.seq)).to.deep.equal(Array.from({ length: published() }, (_, i) => i + 1));
     expect(watcher.connected).to.equal(true);
     hostile.disconnect();
     // every dropped and replaced socket was cleaned up: only the watcher is left
@@ -218,21 +227,7 @@ async function answeredOrClosed(ws: RawWebSocket, from: number, answers: string[
 describe("hostile input at the engine level", () => {
   it("raw WebSocket and long-polling sessions sending every packet type, truncated, binary, oversized and unknown-namespace frames never take the process down", async function () {
     this.timeout(240_000);
-    const databaseUrl = await createTestDatabase();
-    const env = clusterEnv({ mode: "classic", databaseUrl, prefix: randomPrefix(), env: { EVENT_RATE_PER_SOCKET: "1000/1s", LOG_LEVEL: "warn" } });
-    const gateway = await spawnGateway(env);
-    const jwt = await token({ sub: "raw" });
-    const watcher = await connect(gateway.url, { sub: "watcher" });
-    expect(await request(watcher, "ticket:subscribe", { ticketId: "watched" })).to.include({ ok: true });
-    const updates = collect(watcher, "ticket:update");
-    let published = 0;
-    const publish = async () => {
-      published += 1;
-      await sql(databaseUrl, "SELECT realtime.publish_ticket_event('watched', 'test', $1::jsonb)", [JSON.stringify({ n: published })]);
-    };
-    await publish();
-    await eventually(() => updates.length === 1, "the first update");
-    const before = sample(await scrape(gateway.metricsPort), "process_resident_memory_bytes")!;
+    const { gateway, jwt, watcher, updates, publish, published, before } = await watchedGateway("raw");
     const open: RawWebSocket[] = [];
     let runs = 0;
 
@@ -283,8 +278,8 @@ describe("hostile input at the engine level", () => {
     expect((await fetch(`${gateway.url}/healthz`)).status).to.equal(200);
     for (const ws of open) ws.socket.terminate();
     await publish();
-    await eventually(() => updates.length === published, `all ${published} updates to reach the bystander`);
-    expect(updates.map((u) => u.seq)).to.deep.equal(Array.from({ length: published }, (_, i) => i + 1));
+    await eventually(() => updates.length === published(), `all ${published()} updates to reach the bystander`);
+    expect(updates.map((u) => u.seq)).to.deep.equal(Array.from({ length: published() }, (_, i) => i + 1));
     expect(watcher.connected).to.equal(true);
     // every raw session let go of its slot: only the watcher holds one (polling ones time out)
     await eventually(async () => sample(await scrape(gateway.metricsPort), "gateway_engine_sessions") === 1, "the raw sessions to be gone", 30_000, 200);

