@@ -29,8 +29,8 @@ export interface DeliveryBus {
   /** send to every instance holding these tickets, this one included (synchronously) */
   publish(updates: TicketUpdate[]): void;
   publishEvictions(evictions: Eviction[]): void;
-  /** this instance now holds subscribers of the ticket (sharded: subscribe its channel) */
-  watch(ticketId: string): void;
+  /** this instance now holds subscribers of the ticket (sharded: subscribe its channel); never rejects */
+  watch(ticketId: string): Promise<void>;
   unwatch(ticketId: string): void;
   close(): Promise<void>;
 }
@@ -44,7 +44,7 @@ export function createLocalBus(instanceId: string, handler: BusHandler): Deliver
   return {
     publish: (updates) => handler({ origin: instanceId, updates }),
     publishEvictions: (evictions) => handler({ origin: instanceId, evictions }),
-    watch: () => undefined,
+    watch: async () => undefined,
     unwatch: () => undefined,
     close: async () => undefined,
   };
@@ -149,9 +149,12 @@ export function createRedisBus({ redis, mode, prefix, instanceId, logger, handle
       handler({ origin: instanceId, evictions });
       fanOut(evictions, "evictions");
     },
-    watch(ticketId) {
+    async watch(ticketId) {
       if (mode !== "sharded") return;
-      redis.sub.ssubscribe(ticketChannel(ticketId)).catch((error: unknown) => log.debug({ err: coerceError(error), ticketId }, "ssubscribe failed; reconciliation covers the ticket"));
+      await redis.sub
+        .ssubscribe(ticketChannel(ticketId))
+        .then(() => undefined)
+        .catch((error: unknown) => log.debug({ err: coerceError(error), ticketId }, "ssubscribe failed; reconciliation covers the ticket"));
     },
     unwatch(ticketId) {
       if (mode !== "sharded") return;

@@ -11,7 +11,7 @@
 import type pg from "pg";
 import type { GatewayConfig } from "../config.js";
 import { ClientError, ErrorCode } from "../errors.js";
-import { sleep } from "../lifecycle.js";
+import { sleep, withTimeout } from "../lifecycle.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { ticketRoom, type TicketUpdate } from "../protocol.js";
@@ -85,6 +85,9 @@ export function createDelivery(options: DeliveryOptions) {
     if (message.evictions) applyEvictions(message.evictions);
   }
 
+  /** per room, its bus subscription (settles once the channel is subscribed, or gave up) */
+  const watching = new Map<string, Promise<void>>();
+
   function applyEvictions(evictions: Eviction[]): void {
     for (const eviction of evictions) options.evict(eviction);
   }
@@ -138,12 +141,16 @@ export function createDelivery(options: DeliveryOptions) {
 
     /** A subscription to the ticket starts on this instance (before `attach`). */
     retain(ticketId: string): void {
-      if (!ledger.has(ticketId)) bus.watch(ticketId);
+      // a new room's first history read waits for its channel (sharded), so what is published
+      // after the read reaches it live rather than through a repair
+      if (!ledger.has(ticketId)) watching.set(ticketId, withTimeout(bus.watch(ticketId), 2000, "delivery subscribe").catch(() => undefined));
       ledger.retain(ticketId);
     },
     /** A subscription ends (unsubscribe, revocation, disconnect). */
     release(ticketId: string): void {
-      if (ledger.release(ticketId)) bus.unwatch(ticketId);
+      if (!ledger.release(ticketId)) return;
+      watching.delete(ticketId);
+      bus.unwatch(ticketId);
     },
 
     /**
@@ -170,7 +177,10 @@ export function createDelivery(options: DeliveryOptions) {
               respond({ seq: delivered, missed: [], recovered: true });
               return finish();
             }
-            view ??= await history.view(ticketId, sinceSeq);
+            if (!view) {
+              await watching.get(ticketId);
+              view = await history.view(ticketId, sinceSeq);
+            }
             if (!ledger.has(ticketId)) continue;
             ledger.initialize(ticketId, view.head);
             const at = ledger.delivered(ticketId)!;

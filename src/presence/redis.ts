@@ -10,7 +10,7 @@
  * This instance keeps its own entries in memory too, so after an outage (or after being declared
  * dead while paused) the next heartbeat rewrites them exactly (`resync`).
  */
-import { createLiveness, type Liveness } from "../cluster/liveness.js";
+import { createLiveness, type Liveness, type LivenessOptions } from "../cluster/liveness.js";
 import { coerceError } from "../errors.js";
 import { withTimeout } from "../lifecycle.js";
 import type { Logger } from "../logger.js";
@@ -19,20 +19,10 @@ import type { RedisConnection } from "../redis.js";
 import { JOIN, LEAVE, PURGE, SYNC, VIEWERS } from "./redis-scripts.js";
 import type { PresenceChange, PresenceSnapshot, PresenceStore } from "./types.js";
 
-export interface RedisPresenceOptions {
-  client: RedisConnection;
-  /** the shared cluster liveness; when not given, one of its own with the timings below */
+/** The liveness options (for a liveness of its own), or the shared cluster liveness. */
+export interface RedisPresenceOptions extends LivenessOptions {
+  /** the shared cluster liveness; when not given, one of its own with the liveness timings */
   liveness?: Liveness;
-  /** REDIS_PREFIX */
-  prefix: string;
-  instanceId: string;
-  logger: Logger;
-  /** @default 5000 */
-  heartbeatMs?: number;
-  /** how long an instance counts as alive after a heartbeat. @default 15000 */
-  ttlMs?: number;
-  /** mean interval between sweeps (jittered ±25%). @default 5000 */
-  sweepMs?: number;
 }
 
 export interface RedisPresenceStore extends PresenceStore {

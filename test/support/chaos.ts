@@ -222,8 +222,13 @@ export async function startChaos(options: ChaosOptions): Promise<Chaos> {
         start: new Map(),
         revoked: new Map(),
         lastAt: new Map(),
-        close: () => socket.disconnect(),
+        close: () => {
+          closed = true;
+          socket.disconnect();
+        },
       };
+      // after close(), no retry may bring the socket back (it would keep the test process alive)
+      let closed = false;
       const subscribeAll = () => {
         for (const ticketId of tickets) if (!client.revoked.has(ticketId)) subscribeOne(ticketId);
       };
@@ -232,7 +237,7 @@ export async function startChaos(options: ChaosOptions): Promise<Chaos> {
         const sinceSeq = list.length > 0 ? list[list.length - 1] : undefined;
         socket.timeout(15_000).emit("ticket:subscribe", { ticketId, sinceSeq }, (error: Error | null, ack: { ok: boolean; missed?: TicketUpdate[] }) => {
           if (error || !ack.ok) {
-            if (socket.connected) setTimeout(() => socket.connected && subscribeOne(ticketId), 200);
+            if (socket.connected) setTimeout(() => !closed && socket.connected && subscribeOne(ticketId), 200);
             return;
           }
           if (!client.start.has(ticketId)) client.start.set(ticketId, (ack as { seq?: number }).seq ?? 0);
@@ -241,7 +246,7 @@ export async function startChaos(options: ChaosOptions): Promise<Chaos> {
       };
       socket.on("connect", subscribeAll);
       // a rejected handshake (SHUTTING_DOWN, SERVER_FULL) ends socket.io's own retries: the app retries
-      socket.on("connect_error", () => setTimeout(() => !socket.connected && !socket.active && socket.connect(), 200));
+      socket.on("connect_error", () => setTimeout(() => !closed && !socket.connected && !socket.active && socket.connect(), 200));
       socket.on("ticket:update", (update: TicketUpdate) => {
         if (update.seq === null) return;
         client.seqs.get(update.ticketId)?.push(update.seq);
