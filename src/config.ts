@@ -77,6 +77,8 @@ export interface GatewayConfig {
   eventSource: "auto" | "queue";
   /** the logical replication slot and publication name reserved for EVENT_SOURCE=replication. @default "realtime_gateway" */
   replicationSlot: string;
+  /** how often the leader probes the outbox for committed, unsequenced events (QUEUE_POLL_INTERVAL). @default 10 */
+  queuePollMs: number;
   /** how often each instance checks its rooms against the outbox heads (RECONCILE_INTERVAL). @default 2000 */
   reconcileIntervalMs: number;
   /** a leader that has not renewed its lease for this long is ended by a standby (LEADER_LEASE). @default 5000 */
@@ -302,6 +304,7 @@ export function loadConfig(env: Env = {}, options: LoadOptions = {}): GatewayCon
     eventRetentionMs: duration(env, "EVENT_RETENTION", 7 * 86_400_000, 1000),
     eventSource: eventSource(env),
     replicationSlot: identifier(env, "REPLICATION_SLOT", "realtime_gateway"),
+    queuePollMs: duration(env, "QUEUE_POLL_INTERVAL", 10, 1),
     reconcileIntervalMs: duration(env, "RECONCILE_INTERVAL", 2000, 100),
     leaderLeaseMs: duration(env, "LEADER_LEASE", 5000, 1000),
     shutdownGraceMs: duration(env, "SHUTDOWN_GRACE_MS", 20_000),
@@ -337,6 +340,6 @@ export const CONFIG_VARIABLES = [
   "CONNECTION_RATE_PER_IP", "MAX_CONNECTIONS", "EVENT_RATE_PER_SOCKET", "MAX_SUBSCRIPTIONS_PER_SOCKET",
   "MAX_PAYLOAD_BYTES", "TRUST_PROXY", "CORS_ORIGINS", "EVENT_RETENTION", "SHUTDOWN_GRACE_MS", "LOG_LEVEL",
   "DATA_DIR", "MIGRATE_ON_START", "DEMO_UI", "ADMIN_UI_PASSWORD", "INSTANCE_ID", "HOSTNAME",
-  "EVENT_SOURCE", "REPLICATION_SLOT", "RECONCILE_INTERVAL", "LEADER_LEASE",
+  "EVENT_SOURCE", "REPLICATION_SLOT", "QUEUE_POLL_INTERVAL", "RECONCILE_INTERVAL", "LEADER_LEASE",
   "HANDSHAKE_TIMEOUT_MS", "MAX_BUFFERED_BYTES_PER_SOCKET", "IPV6_PREFIX_LENGTH",
 ] as const;

@@ -2,7 +2,7 @@ import { expect } from "chai";
 import pg from "pg";
 import { connect, eventually, request } from "./support/client.js";
 import { clusterEnv, randomPrefix, startGateway } from "./support/cluster.js";
-import { createTestDatabase, sql } from "./support/db.js";
+import { createTestDatabase, sql, waitSequenced } from "./support/db.js";
 import { range, recordHistory } from "./support/history.js";
 import { sample, scrape } from "./support/metrics.js";
 import { spawnGateway, waitExit } from "./support/process.js";
@@ -48,6 +48,7 @@ describe("listener failover", () => {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     stop = true;
     await Promise.all(writers);
+    await waitSequenced(databaseUrl); // seqs are assigned after commit
 
     const heads = new Map(
       (await sql<{ ticket_id: string; last_seq: string }>(databaseUrl, "SELECT ticket_id, last_seq FROM realtime.ticket_heads")).map((r) => [r.ticket_id, Number(r.last_seq)]),

@@ -1,7 +1,8 @@
 /**
  * Step 2: the leader turns committed outbox rows into sequenced events and publishes them.
  *
- * Writers only INSERT (`seq` NULL). The leader numbers what has committed, per ticket, in one
+ * Writers only INSERT (`seq` NULL), and send no NOTIFY: the leader polls the queue every
+ * QUEUE_POLL_INTERVAL with a read-only probe. It numbers what has committed, per ticket, in one
  * statement on its own session: it takes the oldest unsequenced rows (the partial index is the
  * queue, so the cost does not grow with retention), adds their count to each ticket's head in
  * `realtime.ticket_heads` and writes the seqs, fenced by its lease (a session that lost the lease
@@ -55,6 +56,12 @@ export function createDispatcher({ bus, retention, logger, metrics, batchSize = 
   const log = logger.child({ component: "dispatcher" });
   let evictionsDue = true;
 
+  /** A read-only look at the queue: the idle poll costs one index probe, not a write. */
+  async function pending(session: pg.Client): Promise<boolean> {
+    const { rows } = await session.query("SELECT 1 FROM realtime.ticket_events WHERE seq IS NULL LIMIT 1");
+    return rows.length > 0;
+  }
+
   async function sequenceBatch(session: pg.Client): Promise<number> {
     const { rows } = await session.query<EventRow>(SEQUENCE_SQL, [batchSize]);
     if (rows.length === 0) return 0;
@@ -75,7 +82,7 @@ export function createDispatcher({ bus, retention, logger, metrics, batchSize = 
 
   return {
     async run(session: pg.Client): Promise<void> {
-      while ((await sequenceBatch(session)) === batchSize);
+      if (await pending(session)) while ((await sequenceBatch(session)) === batchSize);
       if (evictionsDue) await publishEvictions(session);
       await retention.maybePrune(session);
     },

@@ -112,6 +112,7 @@ export function createDelivery(options: DeliveryOptions) {
     channel: config.pgChannel,
     instanceId: config.instanceId,
     leaseMs: config.leaderLeaseMs,
+    leaderPollMs: config.queuePollMs,
     logger,
     metrics,
     duties: dispatcher,

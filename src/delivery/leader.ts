@@ -10,7 +10,9 @@
  * leader that wakes up finds its session gone: it cannot commit a sequencing batch, and what it
  * publishes from before the freeze is dropped by every instance as a duplicate seq.
  *
- * The leader LISTENs on the same session: NOTIFY is only a wake-up, the poll is the safety net.
+ * The leader LISTENs on the same session for the MVP's raw NOTIFY and for evictions; committed
+ * events it finds by polling the outbox's queue every QUEUE_POLL_INTERVAL (writers send no NOTIFY:
+ * PostgreSQL serializes the commits of every transaction that notifies).
  */
 import type pg from "pg";
 import { coerceError } from "../errors.js";
@@ -42,8 +44,10 @@ export interface LeaderOptions {
   logger: Logger;
   metrics: Metrics;
   duties: LeaderDuties;
-  /** how often a standby tries for the role, and the leader's slowest poll. @default 1000 */
+  /** how often a standby tries for the role. @default 1000 */
   pollMs?: number;
+  /** how often the leader runs its duties when nothing woke it (QUEUE_POLL_INTERVAL). @default 10 */
+  leaderPollMs?: number;
 }
 
 const RENEW_SQL = "UPDATE realtime.leader SET renewed_at = clock_timestamp(), lease_ms = $1 WHERE pid = pg_backend_pid() RETURNING 1";
@@ -117,7 +121,7 @@ export class Leader {
             await this.renewIfDue(session);
             this.dirty = false;
             await this.options.duties.run(session);
-            if (!this.dirty && !failure) await this.idle(Math.min(this.pollMs, this.options.leaseMs / 3));
+            if (!this.dirty && !failure) await this.idle(Math.min(this.options.leaderPollMs ?? 10, this.options.leaseMs / 3));
           } else {
             await this.endExpiredLeader(session);
             await this.idle(this.pollMs / 2 + Math.random() * this.pollMs);
