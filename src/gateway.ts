@@ -30,6 +30,7 @@ import { handshakeMiddleware } from "./socket/handshake.js";
 import { evictLocal } from "./socket/eviction.js";
 import { setupObservability } from "./observability/index.js";
 import { watchPresence } from "./socket/subscriptions.js";
+import { createSse, type Sse } from "./sse/index.js";
 
 export interface GatewayDeps {
   logger?: Logger;
@@ -103,6 +104,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
   let redisClients: RedisClients | undefined;
   let stopPromise: Promise<void> | undefined;
   let ctx: SocketContext | undefined;
+  let sse: Sse | undefined;
 
   async function start(): Promise<void> {
     if (started) throw new Error("gateway already started");
@@ -156,7 +158,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       redis,
       logger,
       metrics,
-      evict: ({ ticketId, userId, evictedAt }) => void evictLocal(context, ticketId, userId, "evicted", evictedAt),
+      evict: ({ ticketId, userId, evictedAt }) => evictHere(ticketId, userId, "evicted", evictedAt),
     });
     delivery = pipeline;
     const context: SocketContext = {
@@ -171,14 +173,22 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       connectionLimiter: limits.connections,
       eventLimiter: limits.events,
       isDraining: () => draining,
+      sseStreams: () => streams.count(),
     };
     ctx = context;
+    const streams = createSse(context);
+    sse = streams;
+    // an eviction reaches this instance's sockets and its SSE streams
+    const evictHere = (ticketId: string, userId: string, reason: string, evictedAt?: number) => {
+      void evictLocal(context, ticketId, userId, reason, evictedAt);
+      streams.evict(ticketId, userId, reason, evictedAt);
+    };
     watchPresence(context);
     io.use(handshakeMiddleware(context));
     io.on("connection", (socket) => onConnection(context, socket));
-    io.on("ticket:evict", (ticketId, userId, reason) => void evictLocal(context, ticketId, userId, reason));
+    io.on("ticket:evict", (ticketId, userId, reason) => evictHere(ticketId, userId, reason));
 
-    const httpOptions: HttpAppOptions = {};
+    const httpOptions: HttpAppOptions = { sse: streams.handler };
     if (config.demoUi) {
       const demo = createDemoApp({ databaseUrl: db.url, secret: jwtConfig.secret, verifier, issuer: config.jwt.issuer, audience: config.jwt.audience, logger });
       stack.defer("demo", () => demo.close());
@@ -195,6 +205,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       await io.close();
       httpServer.closeAllConnections();
     });
+    // runs before socket.io's close above (last in, first out): the server does not wait on open streams
+    stack.defer("sse", () => streams.close());
 
     pipeline.start();
     stack.defer("delivery", () => pipeline.stop());
@@ -219,6 +231,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
   function evict(ticketId: string, userId: string, reason = "evicted"): void {
     io.serverSideEmit("ticket:evict", ticketId, userId, reason);
     if (ctx) void evictLocal(ctx, ticketId, userId, reason);
+    sse?.evict(ticketId, userId, reason);
   }
 
   function stop(reason = "stop", options: { force?: boolean } = {}): Promise<void> {
@@ -226,10 +239,14 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       draining = true;
       if (!started) return;
       const grace = config.shutdownGraceMs;
-      logger.info({ reason, graceMs: grace, connections: io.of("/").sockets.size }, "draining");
-      if (!options.force && io.of("/").sockets.size > 0) {
-        const left = await drainSockets(io, { spreadMs: grace * 0.5, deadlineMs: grace * 0.8 });
-        if (left > 0) logger.warn({ left }, "drain deadline reached; closing the remaining connections");
+      logger.info({ reason, graceMs: grace, connections: io.of("/").sockets.size, sseStreams: sse?.count() ?? 0 }, "draining");
+      if (!options.force) {
+        const window = { spreadMs: grace * 0.5, deadlineMs: grace * 0.8 };
+        const [left, streamsLeft] = await Promise.all([
+          io.of("/").sockets.size > 0 ? drainSockets(io, window) : 0,
+          sse && sse.count() > 0 ? sse.drain(window) : 0,
+        ]);
+        if (left + streamsLeft > 0) logger.warn({ left, sseStreams: streamsLeft }, "drain deadline reached; closing the remaining connections");
       }
       await stack.close((name, error) => logger.error({ resource: name, err: coerceError(error) }, "release failed"));
       logger.info({ reason }, "stopped");

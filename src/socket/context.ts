@@ -24,4 +24,6 @@ export interface SocketContext {
   connectionLimiter: ConnectionLimiter;
   eventLimiter: EventLimiter;
   isDraining(): boolean;
+  /** SSE streams open (or being admitted) on this instance: they share MAX_CONNECTIONS with sockets */
+  sseStreams?(): number;
 }

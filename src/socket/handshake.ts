@@ -32,7 +32,7 @@ export function handshakeMiddleware(ctx: SocketContext) {
     try {
       if (ctx.isDraining()) throw new HandshakeError(HandshakeCode.SHUTTING_DOWN, "this instance is shutting down, reconnect");
       const max = ctx.config.maxConnections;
-      if (max > 0 && local >= max) {
+      if (max > 0 && local + (ctx.sseStreams?.() ?? 0) >= max) {
         throw new HandshakeError(HandshakeCode.SERVER_FULL, `this instance holds ${max} connections`);
       }
       local += 1;

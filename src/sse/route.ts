@@ -1,0 +1,191 @@
+/**
+ * `GET /sse?tickets=1,2`: admission, then the stream. Every refusal happens before the first byte
+ * of the stream, as an HTTP status with a JSON `{ code, message }` body: 400 INVALID_PAYLOAD,
+ * 401 UNAUTHORIZED, 403 FORBIDDEN, 429 TOO_MANY_CONNECTIONS / RATE_LIMITED, 503 SERVER_FULL /
+ * SHUTTING_DOWN / UNAVAILABLE. The checks are those of the Socket.IO handshake and subscribe, in
+ * the same order, with the same limiter and verifier.
+ *
+ * The token may come in the query string (`access_token`, because a browser's EventSource cannot
+ * send headers): nothing here logs the URL, the query or the headers.
+ */
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { InvalidTokenError, mayAccess } from "../auth/jwt.js";
+import { ClientError, ErrorCode, HandshakeCode, HandshakeError, coerceError } from "../errors.js";
+import type { Lease } from "../limits/types.js";
+import type { Claims } from "../protocol.js";
+import { clientIp } from "../socket/client-ip.js";
+import type { SocketContext } from "../socket/context.js";
+import { assertNotEvicted } from "../socket/eviction-rule.js";
+import { CursorError, parseCursor, validTicketId, type Cursor } from "./cursor.js";
+import { SseStream } from "./stream.js";
+
+/** The reconnect delay sent as `retry:`: uniform in [MIN, MIN + JITTER) ms, so a drained fleet does not return at once. */
+const RETRY_MIN_MS = 1000;
+const RETRY_JITTER_MS = 4000;
+/**
+ * TODO: MAX_BUFFERED_BYTES_PER_SOCKET (SPEC) is not in this tree's config yet; use it here when it
+ * lands, so streams and sockets share one slow-consumer bound.
+ */
+export const MAX_BUFFERED_BYTES = 1024 * 1024;
+
+export interface SseRegistry {
+  /** open streams plus admissions in progress (the per-instance cap counts both) */
+  count(): number;
+  reserve(): () => void;
+  add(stream: SseStream): void;
+  remove(stream: SseStream): void;
+}
+
+class Refusal extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+function bearer(header: string | undefined): string | undefined {
+  const match = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match?.[1];
+}
+
+interface SseRequest {
+  tickets: string[];
+  cursor: Cursor;
+  token: string | undefined;
+}
+
+/** Read the query and headers strictly; a bad request loses nothing and says what is wrong. */
+function parseRequest(req: IncomingMessage, maxTickets: number): SseRequest {
+  const query = new URL(req.url ?? "/", "http://localhost").searchParams;
+  const bad = (message: string) => new Refusal(400, ErrorCode.INVALID_PAYLOAD, message);
+  const ticketsParams = query.getAll("tickets");
+  if (ticketsParams.length !== 1 || ticketsParams[0] === "") throw bad("give the tickets once, comma-separated: /sse?tickets=1,2");
+  const tickets = [...new Set(ticketsParams[0]!.split(","))];
+  if (!tickets.every(validTicketId)) throw bad("ticket ids may hold only letters, digits and _ . : @ - (at most 128 characters)");
+  if (maxTickets > 0 && tickets.length > maxTickets) throw bad(`a stream may hold at most ${maxTickets} tickets`);
+  const tokens = query.getAll("access_token");
+  if (tokens.length > 1) throw bad("give access_token once");
+  const header = req.headers.authorization;
+  const token = bearer(header) ?? tokens[0];
+  // EventSource sends Last-Event-ID on reconnect; `last_event_id` serves clients that cannot set it
+  const lastEventId = req.headers["last-event-id"] ?? query.get("last_event_id") ?? "";
+  let cursor: Cursor;
+  try {
+    cursor = parseCursor(Array.isArray(lastEventId) ? lastEventId.join(",") : lastEventId.trim(), Math.max(maxTickets, tickets.length));
+  } catch (error) {
+    if (error instanceof CursorError) throw bad(error.message);
+    throw error;
+  }
+  return { tickets, cursor, token };
+}
+
+function refuse(res: ServerResponse, refusal: Refusal): void {
+  const headers: Record<string, string> = { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" };
+  if (refusal.retryAfterMs !== undefined) headers["retry-after"] = String(Math.ceil(refusal.retryAfterMs / 1000));
+  if (refusal.status === 401) headers["www-authenticate"] = 'Bearer realm="realtime-gateway"';
+  res.writeHead(refusal.status, headers);
+  res.end(JSON.stringify({ code: refusal.code, message: refusal.message }));
+}
+
+function asRefusal(error: unknown): Refusal | undefined {
+  if (error instanceof Refusal) return error;
+  if (error instanceof HandshakeError) return new Refusal(error.data.status, error.data.code, error.message, error.data.retryAfterMs);
+  if (error instanceof ClientError) return new Refusal(error.code === ErrorCode.FORBIDDEN ? 403 : 503, error.code, error.message);
+  return undefined;
+}
+
+export function sseHandler(ctx: SocketContext, registry: SseRegistry) {
+  const log = ctx.logger.child({ component: "sse" });
+
+  async function admit(req: IncomingMessage, ip: string): Promise<{ request: SseRequest; claims: Claims; lease: Lease }> {
+    const request = parseRequest(req, ctx.config.maxSubscriptionsPerSocket);
+    if (ctx.isDraining()) throw new HandshakeError(HandshakeCode.SHUTTING_DOWN, "this instance is shutting down, reconnect");
+    const max = ctx.config.maxConnections;
+    // Socket.IO connections and SSE streams share MAX_CONNECTIONS
+    if (max > 0 && registry.count() + ctx.io.of("/").sockets.size >= max) {
+      throw new HandshakeError(HandshakeCode.SERVER_FULL, `this instance holds ${max} connections`);
+    }
+    const lease = await ctx.connectionLimiter.admit(ip);
+    try {
+      const claims = await ctx.verifier.verify(request.token).catch((error: unknown) => {
+        const reason = error instanceof InvalidTokenError ? error.message : "token could not be verified";
+        if (!(error instanceof InvalidTokenError)) log.warn({ err: coerceError(error) }, "token verification failed");
+        throw new HandshakeError(HandshakeCode.UNAUTHORIZED, reason);
+      });
+      for (const ticketId of request.tickets) {
+        if (!mayAccess(claims, ticketId)) throw new ClientError(ErrorCode.FORBIDDEN, `your token does not grant ticket ${ticketId}`);
+      }
+      await Promise.all(request.tickets.map((ticketId) => assertNotEvicted(ctx, claims, ticketId)));
+      return { request, claims, lease };
+    } catch (error) {
+      lease.release();
+      throw error;
+    }
+  }
+
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const ip = clientIp(req.socket.remoteAddress, req.headers, ctx.config.trustProxy);
+    const unreserve = registry.reserve();
+    let admitted: Awaited<ReturnType<typeof admit>>;
+    try {
+      admitted = await admit(req, ip);
+    } catch (error) {
+      unreserve();
+      const refusal = asRefusal(error);
+      if (!refusal) {
+        log.error({ err: coerceError(error) }, "sse admission failed");
+        return refuse(res, new Refusal(503, ErrorCode.UNAVAILABLE, "the stream cannot be opened right now, retry later"));
+      }
+      ctx.metrics.connectionsRejected.inc({ reason: refusal.code });
+      log.info({ ip, code: refusal.code, reason: refusal.message }, "sse stream refused");
+      return refuse(res, refusal);
+    }
+    const { request, claims, lease } = admitted;
+    if (res.destroyed || req.socket.destroyed) {
+      unreserve();
+      lease.release();
+      return;
+    }
+    const headers: Record<string, string> = {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache, no-transform",
+      "x-accel-buffering": "no",
+    };
+    // a connection-specific header is forbidden in HTTP/2
+    if (req.httpVersionMajor === 1) headers.connection = "keep-alive";
+    res.writeHead(200, headers);
+    req.socket.setNoDelay(true);
+    const stream = new SseStream({
+      id: `sse:${randomUUID()}`,
+      res,
+      claims,
+      delivery: ctx.delivery,
+      heartbeatMs: ctx.config.sseHeartbeatIntervalMs,
+      maxBufferedBytes: MAX_BUFFERED_BYTES,
+      retryMs: RETRY_MIN_MS + Math.floor(Math.random() * RETRY_JITTER_MS),
+      onClose: (reason) => {
+        registry.remove(stream);
+        unreserve();
+        lease.release();
+        ctx.metrics.sseStreams.dec();
+        log.debug({ streamId: stream.id, userId: claims.sub, reason }, "sse stream closed");
+      },
+    });
+    registry.add(stream);
+    ctx.metrics.sseStreams.inc();
+    ctx.metrics.sseStreamsOpened.inc();
+    res.on("close", () => stream.close("client"));
+    stream.open();
+    try {
+      await stream.attachAll(request.tickets, request.cursor);
+    } catch (error) {
+      log.warn({ err: coerceError(error), streamId: stream.id }, "sse stream could not attach its tickets; closing it (the client resumes)");
+      stream.close("unavailable");
+    }
+  };
+}
