@@ -11,8 +11,13 @@ import { TICKET_ID_PATTERN } from "../protocol.js";
 
 export type Cursor = Map<string, number>;
 
-/** Longest accepted cursor: 100 tickets of 128 characters with 16-digit seqs fit. */
-export const MAX_CURSOR_LENGTH = 16_384;
+/**
+ * Longest cursor, written or accepted: it travels back as a request header, and Node refuses
+ * request headers over 16 KiB in all. A stream whose tickets could outgrow it is refused at open.
+ */
+export const MAX_CURSOR_LENGTH = 8192;
+/** the `.`, up to 16 seq digits and the `~` around a ticket id in the cursor */
+export const CURSOR_ENTRY_OVERHEAD = 18;
 const MAX_TICKET_ID_LENGTH = 128;
 
 export class CursorError extends Error {

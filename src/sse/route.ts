@@ -17,7 +17,7 @@ import type { Claims } from "../protocol.js";
 import { clientIp } from "../socket/client-ip.js";
 import type { SocketContext } from "../socket/context.js";
 import { assertNotEvicted } from "../socket/eviction-rule.js";
-import { CursorError, parseCursor, validTicketId, type Cursor } from "./cursor.js";
+import { CURSOR_ENTRY_OVERHEAD, CursorError, MAX_CURSOR_LENGTH, parseCursor, validTicketId, type Cursor } from "./cursor.js";
 import { SseStream } from "./stream.js";
 
 /** The reconnect delay sent as `retry:`: uniform in [MIN, MIN + JITTER) ms, so a drained fleet does not return at once. */
@@ -68,6 +68,10 @@ function parseRequest(req: IncomingMessage, maxTickets: number): SseRequest {
   const tickets = [...new Set(ticketsParams[0]!.split(","))];
   if (!tickets.every(validTicketId)) throw bad("ticket ids may hold only letters, digits and _ . : @ - (at most 128 characters)");
   if (maxTickets > 0 && tickets.length > maxTickets) throw bad(`a stream may hold at most ${maxTickets} tickets`);
+  // the cursor this stream will write must fit what a reconnect may send back
+  if (tickets.reduce((sum, id) => sum + id.length + CURSOR_ENTRY_OVERHEAD, 0) > MAX_CURSOR_LENGTH) {
+    throw bad(`the tickets' cursor would exceed ${MAX_CURSOR_LENGTH} characters: open fewer tickets per stream`);
+  }
   const tokens = query.getAll("access_token");
   if (tokens.length > 1) throw bad("give access_token once");
   const header = req.headers.authorization;
@@ -106,8 +110,8 @@ export function sseHandler(ctx: SocketContext, registry: SseRegistry) {
     const request = parseRequest(req, ctx.config.maxSubscriptionsPerSocket);
     if (ctx.isDraining()) throw new HandshakeError(HandshakeCode.SHUTTING_DOWN, "this instance is shutting down, reconnect");
     const max = ctx.config.maxConnections;
-    // Socket.IO connections and SSE streams share MAX_CONNECTIONS
-    if (max > 0 && registry.count() + ctx.io.of("/").sockets.size >= max) {
+    // Socket.IO connections and SSE streams share MAX_CONNECTIONS (this admission is reserved already: - 1)
+    if (max > 0 && registry.count() - 1 + ctx.io.of("/").sockets.size >= max) {
       throw new HandshakeError(HandshakeCode.SERVER_FULL, `this instance holds ${max} connections`);
     }
     const lease = await ctx.connectionLimiter.admit(ip);
