@@ -1,9 +1,11 @@
+import { connect as connectTcp } from "node:net";
 import { expect } from "chai";
 import { collect, connect, connectError, eventually, request, token } from "./support/client.js";
 import { startCluster } from "./support/cluster.js";
 import { sql, waitSequenced } from "./support/db.js";
 import { range } from "./support/history.js";
 import { sample, scrape } from "./support/metrics.js";
+import { onCleanup } from "./support/cleanup.js";
 import { lastId, openSse } from "./support/sse.js";
 
 const publish = (url: string, ticketId: string, count: number) =>
@@ -186,6 +188,35 @@ describe("SSE /sse: one stream per client, on the same delivery pipeline as Sock
     await sql(cluster.databaseUrl, "SELECT realtime.evict('E2', 'ann')");
     await sse.ended;
     expect(sse.messages.filter((m) => m.event === "ticket:revoked").map((m) => JSON.parse(m.data).ticketId)).to.deep.equal(["E1", "E2"]);
+  });
+
+  it("a client that stops reading is closed once over 1 MiB stays unsent for a second (slow consumer); a reader on the same ticket is not", async () => {
+    const cluster = await startCluster(1, { mode: "single" });
+    const jwt = await token();
+    // a raw TCP client that sends the request and never reads: the kernel buffers fill, then the gateway's
+    const slow = connectTcp(cluster.gateways[0]!.port, "127.0.0.1");
+    onCleanup("slow client", () => slow.destroy());
+    slow.on("error", () => undefined);
+    await new Promise((resolve) => slow.once("connect", resolve));
+    slow.write(`GET /sse?tickets=big HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${jwt}\r\n\r\n`);
+    slow.pause();
+    const reader = await openSse(cluster.urls[0]!, "big", { token: jwt });
+    await eventually(async () => sample(await scrape(cluster.gateways[0]!.metricsPort), "gateway_sse_streams") === 2, "both streams open");
+    let published = 0;
+    let done = false;
+    // 256 KiB events until the gateway gives up on the stalled stream (loopback buffers absorb several MiB first)
+    while (!done && published < 200) {
+      await sql(cluster.databaseUrl, "SELECT realtime.publish_ticket_event('big', 'blob', jsonb_build_object('pad', repeat('x', 262144))) FROM generate_series(1, 10)");
+      published += 10;
+      await eventually(() => reader.updates().length === published, "the reader to keep up", 20_000);
+      // a paused socket never reads the close: the gateway's count says when it gave up
+      done = sample(await scrape(cluster.gateways[0]!.metricsPort), "gateway_sse_streams") === 1;
+    }
+    expect(done, "the stalled stream was closed").to.equal(true);
+    expect(published, "closed before every event was written").to.be.below(200);
+    await eventually(() => reader.updates().length === published, "the reader to get everything", 20_000);
+    expect(seqs(reader.updates())).to.deep.equal(range(published));
+    await eventually(async () => sample(await scrape(cluster.gateways[0]!.metricsPort), "gateway_sse_streams") === 1, "the slow stream to be counted out");
   });
 
   it("token expiry revokes every ticket and ends the stream", async () => {

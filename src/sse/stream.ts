@@ -12,6 +12,11 @@ import type { Claims, TicketUpdate } from "../protocol.js";
 import { formatCursor, type Cursor } from "./cursor.js";
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * A burst (a replay, a batch of large events) fills the buffer of a healthy reader too, within one
+ * tick; a slow consumer is one whose buffer is still over the bound this long after.
+ */
+export const SLOW_CONSUMER_GRACE_MS = 1000;
 
 export type CloseReason = "client" | "draining" | "slow consumer" | "token expired" | "revoked" | "unavailable" | "server stop";
 
@@ -21,7 +26,7 @@ export interface SseStreamOptions {
   claims: Claims;
   delivery: Delivery;
   heartbeatMs: number;
-  /** unsent bytes beyond this close the stream (the client resumes from its cursor) */
+  /** unsent bytes beyond this, for SLOW_CONSUMER_GRACE_MS, close the stream (the client resumes from its cursor) */
   maxBufferedBytes: number;
   /** the `retry:` the client waits before reconnecting, jittered per stream */
   retryMs: number;
@@ -38,6 +43,7 @@ export class SseStream {
   private closed = false;
   private heartbeat: NodeJS.Timeout | undefined;
   private expiry: NodeJS.Timeout | undefined;
+  private slowCheck: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: SseStreamOptions) {
     this.id = options.id;
@@ -120,6 +126,7 @@ export class SseStream {
     this.closed = true;
     clearInterval(this.heartbeat);
     clearTimeout(this.expiry);
+    clearTimeout(this.slowCheck);
     for (const ticketId of [...this.held]) this.let(ticketId);
     const { res } = this.options;
     if (reason === "slow consumer" || reason === "client") res.destroy();
@@ -160,6 +167,11 @@ export class SseStream {
     const { res, maxBufferedBytes } = this.options;
     if (res.destroyed) return this.close("client");
     res.write(chunk);
-    if (res.writableLength > maxBufferedBytes) this.close("slow consumer");
+    if (res.writableLength > maxBufferedBytes && this.slowCheck === undefined) {
+      this.slowCheck = setTimeout(() => {
+        this.slowCheck = undefined;
+        if (res.writableLength > maxBufferedBytes) this.close("slow consumer");
+      }, SLOW_CONSUMER_GRACE_MS);
+    }
   }
 }
