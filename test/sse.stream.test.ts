@@ -15,8 +15,12 @@ const seqs = (updates: Array<{ seq: number | null }>) => updates.map((u) => u.se
 
 describe("SSE /sse: one stream per client, on the same delivery pipeline as Socket.IO", () => {
   it("streams with the proxy-proof headers, a jittered retry, a ready cursor and heartbeat comments", async () => {
-    const cluster = await startCluster(1, { env: { SSE_HEARTBEAT_INTERVAL: "200ms" } });
-    const sse = await openSse(cluster.urls[0]!, "H1,H2", { token: await token() });
+    const cluster = await startCluster(1, { env: { SSE_HEARTBEAT_INTERVAL: "200ms", CORS_ORIGINS: "https://helpdesk.example.com" } });
+    const sse = await openSse(cluster.urls[0]!, "H1,H2", { token: await token(), headers: { origin: "https://helpdesk.example.com" } });
+    expect(sse.headers["access-control-allow-origin"], "CORS_ORIGINS applies").to.equal("https://helpdesk.example.com");
+    const foreign = await openSse(cluster.urls[0]!, "H1", { headers: { origin: "https://elsewhere.example.com" } });
+    await foreign.ended;
+    expect([foreign.status, foreign.headers["access-control-allow-origin"]]).to.deep.equal([401, undefined]);
     expect(sse.status).to.equal(200);
     expect(sse.headers["content-type"]).to.match(/^text\/event-stream/);
     expect(sse.headers["cache-control"]).to.match(/no-cache/);

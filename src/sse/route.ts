@@ -88,8 +88,15 @@ function parseRequest(req: IncomingMessage, maxTickets: number): SseRequest {
   return { tickets, cursor, token };
 }
 
-function refuse(res: ServerResponse, refusal: Refusal): void {
-  const headers: Record<string, string> = { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" };
+/** CORS_ORIGINS applies to /sse as to Socket.IO: a cross-origin EventSource needs the header on every answer. */
+function corsHeaders(req: IncomingMessage, allowed: string[]): Record<string, string> {
+  const origin = req.headers.origin;
+  if (!origin || !(allowed.includes("*") || allowed.includes(origin))) return {};
+  return { "access-control-allow-origin": origin, "access-control-allow-credentials": "true", vary: "Origin" };
+}
+
+function refuse(res: ServerResponse, refusal: Refusal, cors: Record<string, string>): void {
+  const headers: Record<string, string> = { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...cors };
   if (refusal.retryAfterMs !== undefined) headers["retry-after"] = String(Math.ceil(refusal.retryAfterMs / 1000));
   if (refusal.status === 401) headers["www-authenticate"] = 'Bearer realm="realtime-gateway"';
   res.writeHead(refusal.status, headers);
@@ -125,6 +132,8 @@ export function sseHandler(ctx: SocketContext, registry: SseRegistry) {
         if (!mayAccess(claims, ticketId)) throw new ClientError(ErrorCode.FORBIDDEN, `your token does not grant ticket ${ticketId}`);
       }
       await Promise.all(request.tickets.map((ticketId) => assertNotEvicted(ctx, claims, ticketId)));
+      // a drain that began while this admission waited: send the client elsewhere now
+      if (ctx.isDraining()) throw new HandshakeError(HandshakeCode.SHUTTING_DOWN, "this instance is shutting down, reconnect");
       return { request, claims, lease };
     } catch (error) {
       lease.release();
@@ -132,7 +141,8 @@ export function sseHandler(ctx: SocketContext, registry: SseRegistry) {
     }
   }
 
-  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const cors = corsHeaders(req, ctx.config.corsOrigins);
     const ip = clientIp(req.socket.remoteAddress, req.headers, ctx.config.trustProxy);
     const unreserve = registry.reserve();
     let admitted: Awaited<ReturnType<typeof admit>>;
@@ -143,11 +153,11 @@ export function sseHandler(ctx: SocketContext, registry: SseRegistry) {
       const refusal = asRefusal(error);
       if (!refusal) {
         log.error({ err: coerceError(error) }, "sse admission failed");
-        return refuse(res, new Refusal(503, ErrorCode.UNAVAILABLE, "the stream cannot be opened right now, retry later"));
+        return refuse(res, new Refusal(503, ErrorCode.UNAVAILABLE, "the stream cannot be opened right now, retry later"), cors);
       }
       ctx.metrics.connectionsRejected.inc({ reason: refusal.code });
       log.info({ ip, code: refusal.code, reason: refusal.message }, "sse stream refused");
-      return refuse(res, refusal);
+      return refuse(res, refusal, cors);
     }
     const { request, claims, lease } = admitted;
     if (res.destroyed || req.socket.destroyed) {
@@ -159,10 +169,17 @@ export function sseHandler(ctx: SocketContext, registry: SseRegistry) {
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-cache, no-transform",
       "x-accel-buffering": "no",
+      ...cors,
     };
     // a connection-specific header is forbidden in HTTP/2
     if (req.httpVersionMajor === 1) headers.connection = "keep-alive";
     res.writeHead(200, headers);
+    if (req.method === "HEAD") {
+      unreserve();
+      lease.release();
+      res.end();
+      return;
+    }
     req.socket.setNoDelay(true);
     const stream = new SseStream({
       id: `sse:${randomUUID()}`,
@@ -191,5 +208,12 @@ export function sseHandler(ctx: SocketContext, registry: SseRegistry) {
       log.warn({ err: coerceError(error), streamId: stream.id }, "sse stream could not attach its tickets; closing it (the client resumes)");
       stream.close("unavailable");
     }
-  };
+  }
+
+  return (req: IncomingMessage, res: ServerResponse): Promise<void> =>
+    handle(req, res).catch((error: unknown) => {
+      log.error({ err: coerceError(error) }, "sse request failed");
+      if (!res.headersSent) refuse(res, new Refusal(503, ErrorCode.UNAVAILABLE, "the stream cannot be opened right now, retry later"), {});
+      else res.destroy();
+    });
 }
