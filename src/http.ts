@@ -1,6 +1,5 @@
 /** The public HTTP routes (health, readiness, demo) and the metrics server on its own port. */
-import { createServer, type Server } from "node:http";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import express, { type Express, type Router } from "express";
 import type { Registry } from "prom-client";
 import { coerceError } from "./errors.js";

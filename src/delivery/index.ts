@@ -3,8 +3,7 @@
  *
  *   writer INSERT ─► leader.ts (elected, leased) ─► dispatcher.ts (numbers seqs after commit)
  *     ─► bus.ts (Redis or in-process) ─► ledger.ts (in order, once, per local room) ─► sockets
- *                                            ▲                                      └► local-subscribers.ts (SSE)
- *                                            ▲
+ *                                            ▲                      └─► SSE streams (local-subscribers.ts)
  *                          reconciler.ts ────┘ (repairs gaps and tails from history.ts)
  *
  * `createDelivery` wires them; the socket layer (and the SSE layer, with `subscribers`) calls
