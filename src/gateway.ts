@@ -28,6 +28,7 @@ import type { GatewayServer } from "./io-types.js";
 import { createDelivery, type Delivery } from "./delivery/index.js";
 import { handshakeMiddleware } from "./socket/handshake.js";
 import { evictLocal } from "./socket/eviction.js";
+import { assertNotEvicted } from "./socket/eviction-rule.js";
 import { setupObservability } from "./observability/index.js";
 import { watchPresence } from "./socket/subscriptions.js";
 import { createSse, type Sse } from "./sse/index.js";
@@ -176,7 +177,17 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       sseStreams: () => streams.count(),
     };
     ctx = context;
-    const streams = createSse(context);
+    const streams = createSse({
+      config,
+      logger,
+      metrics,
+      verifier,
+      delivery: pipeline,
+      connectionLimiter: limits.connections,
+      otherConnections: () => io.of("/").sockets.size,
+      assertNotEvicted: (claims, ticketId) => assertNotEvicted(context, claims, ticketId),
+      isDraining: () => draining,
+    });
     sse = streams;
     // an eviction reaches this instance's sockets and its SSE streams
     const evictHere = (ticketId: string, userId: string, reason: string, evictedAt?: number) => {

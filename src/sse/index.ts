@@ -5,13 +5,14 @@
  * per-instance cap, evictions and the drain.
  */
 import { sleep } from "../lifecycle.js";
-import type { SocketContext } from "../socket/context.js";
-import { sseHandler, type SseRegistry } from "./route.js";
+import { sseHandler, type SseDeps, type SseRegistry } from "./route.js";
 import type { SseStream } from "./stream.js";
 
 export type Sse = ReturnType<typeof createSse>;
 
-export function createSse(ctx: SocketContext) {
+export type { SseDeps };
+
+export function createSse(deps: SseDeps) {
   const streams = new Set<SseStream>();
   let reserved = 0;
   const registry: SseRegistry = {
@@ -30,7 +31,7 @@ export function createSse(ctx: SocketContext) {
   };
 
   return {
-    handler: sseHandler(ctx, registry),
+    handler: sseHandler(deps, registry),
     /** open streams and admissions in progress */
     count: () => registry.count(),
     /**

@@ -12,11 +12,14 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { InvalidTokenError, mayAccess } from "../auth/jwt.js";
 import { ClientError, ErrorCode, HandshakeCode, HandshakeError, coerceError } from "../errors.js";
-import type { Lease } from "../limits/types.js";
+import type { TokenVerifier } from "../auth/jwt.js";
+import type { GatewayConfig } from "../config.js";
+import type { Delivery } from "../delivery/index.js";
+import type { ConnectionLimiter, Lease } from "../limits/types.js";
+import type { Logger } from "../logger.js";
+import type { Metrics } from "../metrics.js";
 import type { Claims } from "../protocol.js";
 import { clientIp } from "../socket/client-ip.js";
-import type { SocketContext } from "../socket/context.js";
-import { assertNotEvicted } from "../socket/eviction-rule.js";
 import { CURSOR_ENTRY_OVERHEAD, CursorError, MAX_CURSOR_LENGTH, parseCursor, validTicketId, type Cursor } from "./cursor.js";
 import { SseStream } from "./stream.js";
 
@@ -28,6 +31,27 @@ const RETRY_JITTER_MS = 4000;
  * lands, so streams and sockets share one slow-consumer bound.
  */
 export const MAX_BUFFERED_BYTES = 1024 * 1024;
+
+/**
+ * What the SSE route needs from the gateway, wired in gateway.ts: the same verifier, limiter,
+ * eviction rule and pipeline as Socket.IO. The connection limiter is used in this file only.
+ */
+export interface SseDeps {
+  config: GatewayConfig;
+  logger: Logger;
+  metrics: Metrics;
+  verifier: TokenVerifier;
+  delivery: Delivery;
+  /** the per-IP cap and connection rate, shared with the Socket.IO handshake */
+  connectionLimiter: ConnectionLimiter;
+  /** the key per-IP limits count a client under (default: the IP itself) */
+  limitKey?(ip: string): string;
+  /** Socket.IO connections of this instance: they share MAX_CONNECTIONS with the streams */
+  otherConnections(): number;
+  /** the re-subscription rule after realtime.evict (src/socket/eviction-rule.ts); throws a ClientError */
+  assertNotEvicted(claims: Claims, ticketId: string): Promise<void>;
+  isDraining(): boolean;
+}
 
 export interface SseRegistry {
   /** open streams plus admissions in progress (the per-instance cap counts both) */
@@ -110,7 +134,7 @@ function asRefusal(error: unknown): Refusal | undefined {
   return undefined;
 }
 
-export function sseHandler(ctx: SocketContext, registry: SseRegistry) {
+export function sseHandler(ctx: SseDeps, registry: SseRegistry) {
   const log = ctx.logger.child({ component: "sse" });
 
   async function admit(req: IncomingMessage, ip: string): Promise<{ request: SseRequest; claims: Claims; lease: Lease }> {
@@ -118,10 +142,10 @@ export function sseHandler(ctx: SocketContext, registry: SseRegistry) {
     if (ctx.isDraining()) throw new HandshakeError(HandshakeCode.SHUTTING_DOWN, "this instance is shutting down, reconnect");
     const max = ctx.config.maxConnections;
     // Socket.IO connections and SSE streams share MAX_CONNECTIONS (this admission is reserved already: - 1)
-    if (max > 0 && registry.count() - 1 + ctx.io.of("/").sockets.size >= max) {
+    if (max > 0 && registry.count() - 1 + ctx.otherConnections() >= max) {
       throw new HandshakeError(HandshakeCode.SERVER_FULL, `this instance holds ${max} connections`);
     }
-    const lease = await ctx.connectionLimiter.admit(ip);
+    const lease = await ctx.connectionLimiter.admit(ctx.limitKey ? ctx.limitKey(ip) : ip);
     try {
       const claims = await ctx.verifier.verify(request.token).catch((error: unknown) => {
         const reason = error instanceof InvalidTokenError ? error.message : "token could not be verified";
@@ -131,7 +155,7 @@ export function sseHandler(ctx: SocketContext, registry: SseRegistry) {
       for (const ticketId of request.tickets) {
         if (!mayAccess(claims, ticketId)) throw new ClientError(ErrorCode.FORBIDDEN, `your token does not grant ticket ${ticketId}`);
       }
-      await Promise.all(request.tickets.map((ticketId) => assertNotEvicted(ctx, claims, ticketId)));
+      await Promise.all(request.tickets.map((ticketId) => ctx.assertNotEvicted(claims, ticketId)));
       // a drain that began while this admission waited: send the client elsewhere now
       if (ctx.isDraining()) throw new HandshakeError(HandshakeCode.SHUTTING_DOWN, "this instance is shutting down, reconnect");
       return { request, claims, lease };
