@@ -85,6 +85,8 @@ export interface GatewayConfig {
   leaderLeaseMs: number;
   /** @default 20000 */
   shutdownGraceMs: number;
+  /** how often an idle SSE stream gets a heartbeat comment, so proxies keep it open (SSE_HEARTBEAT_INTERVAL). @default 15000 */
+  sseHeartbeatIntervalMs: number;
   /** @default "info" */
   logLevel: string;
   /** @default ".data" */
@@ -308,6 +310,7 @@ export function loadConfig(env: Env = {}, options: LoadOptions = {}): GatewayCon
     reconcileIntervalMs: duration(env, "RECONCILE_INTERVAL", 2000, 100),
     leaderLeaseMs: duration(env, "LEADER_LEASE", 5000, 1000),
     shutdownGraceMs: duration(env, "SHUTDOWN_GRACE_MS", 20_000),
+    sseHeartbeatIntervalMs: duration(env, "SSE_HEARTBEAT_INTERVAL", 15_000, 100),
     logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, "info"),
     dataDir: read(env, "DATA_DIR") ?? ".data",
     migrateOnStart: boolean(env, "MIGRATE_ON_START", embedded),
@@ -342,4 +345,5 @@ export const CONFIG_VARIABLES = [
   "DATA_DIR", "MIGRATE_ON_START", "DEMO_UI", "ADMIN_UI_PASSWORD", "INSTANCE_ID", "HOSTNAME",
   "EVENT_SOURCE", "REPLICATION_SLOT", "QUEUE_POLL_INTERVAL", "RECONCILE_INTERVAL", "LEADER_LEASE",
   "HANDSHAKE_TIMEOUT_MS", "MAX_BUFFERED_BYTES_PER_SOCKET", "IPV6_PREFIX_LENGTH",
+  "SSE_HEARTBEAT_INTERVAL",
 ] as const;

@@ -29,9 +29,12 @@ import type { GatewayServer } from "./io-types.js";
 import { createDelivery, type Delivery } from "./delivery/index.js";
 import { handshakeMiddleware } from "./socket/handshake.js";
 import { evictLocal } from "./socket/eviction.js";
+import { assertNotEvicted } from "./socket/eviction-rule.js";
 import { setupObservability } from "./observability/index.js";
 import { reportSkippedEvents } from "./observability/skipped-events.js";
 import { watchPresence } from "./socket/subscriptions.js";
+import { createSse, type Sse } from "./sse/index.js";
+import { limitKey } from "./socket/client-ip.js";
 
 export interface GatewayDeps {
   logger?: Logger;
@@ -106,6 +109,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
   let redisClients: RedisClients | undefined;
   let stopPromise: Promise<void> | undefined;
   let ctx: SocketContext | undefined;
+  let sse: Sse | undefined;
 
   async function start(): Promise<void> {
     if (started) throw new Error("gateway already started");
@@ -155,6 +159,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       metrics,
       logger,
       isDraining: () => draining,
+      // SSE streams count against MAX_CONNECTIONS too
+      otherHeld: () => sse?.count() ?? 0,
       precheck: (req) => {
         // browsers send Origin on WebSocket upgrades too, and CORS does not cover them
         const origin = req.headers.origin;
@@ -178,7 +184,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       redis,
       logger,
       metrics,
-      evict: ({ ticketId, userId, evictedAt }) => void evictLocal(context, ticketId, userId, "evicted", evictedAt),
+      evict: ({ ticketId, userId, evictedAt }) => evictHere(ticketId, userId, "evicted", evictedAt),
     });
     delivery = pipeline;
     const context: SocketContext = {
@@ -195,12 +201,30 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       isDraining: () => draining,
     };
     ctx = context;
+    const streams = createSse({
+      config,
+      logger,
+      metrics,
+      verifier,
+      delivery: pipeline,
+      connectionLimiter: limits.connections,
+      otherConnections: () => engineAdmission.heldCount,
+      limitKey: (ip) => limitKey(ip, config.ipv6PrefixLength),
+      assertNotEvicted: (claims, ticketId) => assertNotEvicted(context, claims, ticketId),
+      isDraining: () => draining,
+    });
+    sse = streams;
+    // an eviction reaches this instance's sockets and its SSE streams
+    const evictHere = (ticketId: string, userId: string, reason: string, evictedAt?: number) => {
+      void evictLocal(context, ticketId, userId, reason, evictedAt);
+      streams.evict(ticketId, userId, reason, evictedAt);
+    };
     watchPresence(context);
     io.use(handshakeMiddleware(context));
     io.on("connection", (socket) => onConnection(context, socket));
-    io.on("ticket:evict", (ticketId, userId, reason) => void evictLocal(context, ticketId, userId, reason));
+    io.on("ticket:evict", (ticketId, userId, reason) => evictHere(ticketId, userId, reason));
 
-    const httpOptions: HttpAppOptions = {};
+    const httpOptions: HttpAppOptions = { sse: streams.handler };
     if (config.demoUi) {
       const demo = createDemoApp({ databaseUrl: db.url, secret: jwtConfig.secret, verifier, issuer: config.jwt.issuer, audience: config.jwt.audience, logger });
       stack.defer("demo", () => demo.close());
@@ -217,6 +241,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       await io.close();
       httpServer.closeAllConnections();
     });
+    // runs before socket.io's close above (last in, first out): the server does not wait on open streams
+    stack.defer("sse", () => streams.close());
 
     pipeline.start();
     stack.defer("delivery", () => pipeline.stop());
@@ -241,6 +267,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
   function evict(ticketId: string, userId: string, reason = "evicted"): void {
     io.serverSideEmit("ticket:evict", ticketId, userId, reason);
     if (ctx) void evictLocal(ctx, ticketId, userId, reason);
+    sse?.evict(ticketId, userId, reason);
   }
 
   function stop(reason = "stop", options: { force?: boolean } = {}): Promise<void> {
@@ -248,10 +275,14 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       draining = true;
       if (!started) return;
       const grace = config.shutdownGraceMs;
-      logger.info({ reason, graceMs: grace, connections: io.of("/").sockets.size }, "draining");
-      if (!options.force && io.of("/").sockets.size > 0) {
-        const left = await drainSockets(io, { spreadMs: grace * 0.5, deadlineMs: grace * 0.8 });
-        if (left > 0) logger.warn({ left }, "drain deadline reached; closing the remaining connections");
+      logger.info({ reason, graceMs: grace, connections: io.of("/").sockets.size, sseStreams: sse?.count() ?? 0 }, "draining");
+      if (!options.force) {
+        const window = { spreadMs: grace * 0.5, deadlineMs: grace * 0.8 };
+        const [left, streamsLeft] = await Promise.all([
+          io.of("/").sockets.size > 0 ? drainSockets(io, window) : 0,
+          sse && sse.count() > 0 ? sse.drain(window) : 0,
+        ]);
+        if (left + streamsLeft > 0) logger.warn({ left, sseStreams: streamsLeft }, "drain deadline reached; closing the remaining connections");
       }
       await stack.close((name, error) => logger.error({ resource: name, err: coerceError(error) }, "release failed"));
       logger.info({ reason }, "stopped");

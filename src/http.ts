@@ -1,5 +1,5 @@
 /** The public HTTP routes (health, readiness, demo) and the metrics server on its own port. */
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import express, { type Express, type Router } from "express";
 import type { Registry } from "prom-client";
 import { coerceError } from "./errors.js";
@@ -14,6 +14,8 @@ export const SOCKET_IO_PATH = "/socket.io";
 export interface HttpAppOptions {
   /** the demo page and its /demo API (src/demo), mounted after the probes when DEMO_UI is on */
   demo?: { router: Router };
+  /** `GET /sse` (src/sse): Server-Sent Events */
+  sse?: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 }
 
 export function createHttpApp(checks: Map<string, ReadinessCheck>, isDraining: () => boolean, options: HttpAppOptions = {}): Express {
@@ -42,6 +44,9 @@ export function createHttpApp(checks: Map<string, ReadinessCheck>, isDraining: (
     if (names.length === 0) res.status(200).json({ status: "ready" });
     else res.status(503).json({ status: "unavailable", reason: names.map((n) => `${n}: ${failures[n]}`).join("; "), failures });
   });
+  const sse = options.sse;
+  // the route never throws (it answers its own refusals); the URL may hold a token, so no request logging here
+  if (sse) app.get("/sse", (req, res) => void sse(req, res));
   if (options.demo) app.use(options.demo.router);
   return app;
 }

@@ -18,6 +18,9 @@ export function createMetrics(instanceId: string) {
     registry,
     connections: new Gauge({ name: "gateway_connections", help: "Open Socket.IO connections on this instance", registers }),
     connectionsOpened: new Counter({ name: "gateway_connections_opened_total", help: "Accepted connections", registers }),
+    // SSE streams are counted apart, so gateway_connections keeps meaning Socket.IO (autoscaling uses it)
+    sseStreams: new Gauge({ name: "gateway_sse_streams", help: "Open Server-Sent Events streams (/sse) on this instance", registers }),
+    sseStreamsOpened: new Counter({ name: "gateway_sse_streams_opened_total", help: "Accepted Server-Sent Events streams", registers }),
     connectionsRejected: new Counter({
       name: "gateway_connections_rejected_total",
       help: "Rejected handshakes by reason (the error code)",

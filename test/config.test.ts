@@ -83,6 +83,8 @@ const invalid: Array<[string, Record<string, string>]> = [
   ["IPV6_PREFIX_LENGTH", { IPV6_PREFIX_LENGTH: "0" }],
   ["IPV6_PREFIX_LENGTH", { IPV6_PREFIX_LENGTH: "129" }],
   ["IPV6_PREFIX_LENGTH", { IPV6_PREFIX_LENGTH: "/64" }],
+  ["SSE_HEARTBEAT_INTERVAL", { SSE_HEARTBEAT_INTERVAL: "50ms" }],
+  ["SSE_HEARTBEAT_INTERVAL", { SSE_HEARTBEAT_INTERVAL: "often" }],
 ];
 
 describe("configuration", () => {
@@ -97,7 +99,10 @@ describe("configuration", () => {
       CORS_ORIGINS: "https://a.example.com, http://localhost:5173",
       REDIS_URL: "redis://:pw@localhost:6379/2",
       REDIS_ADAPTER: "sharded",
+      SSE_HEARTBEAT_INTERVAL: "30s",
     });
+    expect(config.sseHeartbeatIntervalMs).to.equal(30_000);
+    expect(loadConfig({}).sseHeartbeatIntervalMs, "SSE_HEARTBEAT_INTERVAL defaults to 15s").to.equal(15_000);
     expect(config).to.include({ port: 8080, metricsPort: 9464, redisAdapter: "sharded", shutdownGraceMs: 3000, eventRetentionMs: 36 * 3_600_000 });
     expect(config.connectionRatePerIp).to.deep.equal({ points: 5, durationMs: 10_000 });
     expect(config.eventRatePerSocket.points).to.equal(0);

@@ -3,10 +3,11 @@
  *
  *   writer INSERT ─► leader.ts (elected, leased) ─► dispatcher.ts (numbers seqs after commit)
  *     ─► bus.ts (Redis or in-process) ─► ledger.ts (in order, once, per local room) ─► sockets
- *                                            ▲
+ *                                            ▲                      └─► SSE streams (local-subscribers.ts)
  *                          reconciler.ts ────┘ (repairs gaps and tails from history.ts)
  *
- * `createDelivery` wires them; the socket layer calls `retain` / `attach` / `release` for subscriptions.
+ * `createDelivery` wires them; the socket layer (and the SSE layer, with `subscribers`) calls
+ * `retain` / `attach` / `release` for subscriptions.
  */
 import type pg from "pg";
 import type { GatewayConfig } from "../config.js";
@@ -23,6 +24,7 @@ import { createHistory, type Eviction, type HistoryView } from "./history.js";
 import { observeLatency } from "./latency.js";
 import { Leader } from "./leader.js";
 import { Ledger } from "./ledger.js";
+import { LocalSubscribers } from "./local-subscribers.js";
 import { createReconciler } from "./reconciler.js";
 import { createRetention } from "./retention.js";
 
@@ -67,12 +69,15 @@ export function createDelivery(options: DeliveryOptions) {
   const { config, io, pool, redis, logger, metrics } = options;
   const log = logger.child({ component: "delivery" });
   const history = createHistory(pool);
+  // SSE streams: the same rooms, written by the same sink
+  const subscribers = new LocalSubscribers();
 
   const ledger: Ledger = new Ledger({
     emit(update, except) {
       const room = ticketRoom(update.ticketId);
       const target = except.size > 0 ? io.local.to(room).except([...except]) : io.local.to(room);
       target.emit("ticket:update", update);
+      subscribers.emit(update, except);
       observeLatency(io, metrics.updateLatency, update);
     },
     behind: (ticketId) => reconciler.repair(ticketId),
@@ -139,6 +144,9 @@ export function createDelivery(options: DeliveryOptions) {
     pruneNow: () => retention.pruneNow(),
     /** false while this instance cannot read the outbox to repair its rooms */
     healthy: () => !reconciler.failing(),
+
+    /** Non-socket subscribers of the rooms (SSE): `add` after `retain`, `remove` before `release`. */
+    subscribers,
 
     /** A subscription to the ticket starts on this instance (before `attach`). */
     retain(ticketId: string): void {

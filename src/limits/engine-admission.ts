@@ -65,6 +65,8 @@ export interface EngineAdmissionOptions {
   metrics: Metrics;
   logger: Logger;
   isDraining(): boolean;
+  /** other connections of this instance that count against MAX_CONNECTIONS (SSE streams) */
+  otherHeld?(): number;
   /** further checks of the handshake request (CORS origin); a string refuses it with 403 */
   precheck?(req: IncomingMessage): string | undefined;
 }
@@ -202,7 +204,7 @@ export class EngineAdmission {
       return { refusal: new HandshakeError(HandshakeCode.SHUTTING_DOWN, "this instance is shutting down, reconnect") };
     }
     const max = this.options.config.maxConnections;
-    if (max > 0 && this.held >= max) {
+    if (max > 0 && this.held + (this.options.otherHeld?.() ?? 0) >= max) {
       return { refusal: new HandshakeError(HandshakeCode.SERVER_FULL, `this instance holds ${max} connections`) };
     }
     // counted before the (possibly remote) per-IP check, so concurrent handshakes cannot overshoot
