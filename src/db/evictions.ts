@@ -3,7 +3,7 @@
  * many evictions accumulate.
  *
  * A subscribe asks "when was this user last evicted from this ticket?". The answer is read per
- * ticket on first need (one indexed query; concurrent asks share it) and kept for `ttlMs` in an
+ * ticket on first need (one indexed query; concurrent asks share it) and kept for `ttlMs` (5 s) in an
  * LRU of at most `maxTickets` tickets. Evictions this instance hears of (their message, or the
  * reconciler's rounds) are noted at once in a second bounded map, so a cached ticket never hides
  * a newer eviction. A ticket with more than `rowsPerTicket` evictions is not cached whole: its
@@ -30,7 +30,10 @@ export interface EvictionRegistryOptions {
   maxTickets?: number;
   /** @default 1000 */
   rowsPerTicket?: number;
-  /** @default 60000 */
+  /**
+   * How long a ticket's loaded evictions are trusted. Short: an eviction whose message was lost
+   * and that no room of this instance reconciles is seen within this time. @default 5000
+   */
   ttlMs?: number;
   /** @default 50000 */
   maxNoted?: number;
@@ -46,7 +49,7 @@ interface Entry {
 const key = (ticketId: string, userId: string) => `${ticketId}\u0000${userId}`;
 
 export function createEvictionRegistry(options: EvictionRegistryOptions): EvictionRegistry {
-  const { pool, logger, maxTickets = 10_000, rowsPerTicket = 1000, ttlMs = 60_000, maxNoted = 50_000 } = options;
+  const { pool, logger, maxTickets = 10_000, rowsPerTicket = 1000, ttlMs = 5000, maxNoted = 50_000 } = options;
   const log = logger.child({ component: "evictions" });
   const tickets = new Map<string, Entry>();
   const loading = new Map<string, Promise<Entry>>();

@@ -14,7 +14,7 @@ import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import type { TicketUpdate } from "../protocol.js";
 import type { DeliveryBus } from "./bus.js";
-import { readEvictionsSince } from "./history.js";
+import { readEvictions } from "./history.js";
 import { parseRawNotification } from "./raw-notify.js";
 import type { Retention } from "./retention.js";
 import { toUpdate, type EventRow } from "./rows.js";
@@ -42,6 +42,8 @@ RETURNING e.id, e.ticket_id, e.seq, e.type, e.data, e.created_at`;
 
 /** Evictions are re-read this far back: a transaction may commit well after it stamped evicted_at. */
 export const EVICTION_OVERLAP_MS = 120_000;
+/** The leader's fast path re-reads only this far behind the newest eviction it published. */
+const FAST_OVERLAP_MS = 5000;
 
 export interface DispatcherOptions {
   bus: DeliveryBus;
@@ -55,6 +57,7 @@ export interface DispatcherOptions {
 export function createDispatcher({ bus, retention, logger, metrics, batchSize = 500 }: DispatcherOptions) {
   const log = logger.child({ component: "dispatcher" });
   let evictionsDue = true;
+  let newestEviction: number | undefined;
 
   /** A read-only look at the queue: the idle poll costs one index probe, not a write. */
   async function pending(session: pg.Client): Promise<boolean> {
@@ -73,10 +76,16 @@ export function createDispatcher({ bus, retention, logger, metrics, batchSize = 
     return rows.length;
   }
 
-  /** Publish every eviction of the last EVICTION_OVERLAP_MS: applying one twice is harmless. */
+  /**
+   * The fast path: publish the evictions newer than the last ones published (minus a few seconds
+   * for transactions that committed late; applying one twice is harmless). An eviction that
+   * committed later still reaches every instance through its reconciler.
+   */
   async function publishEvictions(session: pg.Client): Promise<void> {
     evictionsDue = false;
-    const rows = await readEvictionsSince(session, new Date(Date.now() - EVICTION_OVERLAP_MS));
+    const after = newestEviction === undefined ? undefined : newestEviction - FAST_OVERLAP_MS;
+    const rows = await readEvictions(session, { withinMs: EVICTION_OVERLAP_MS, after });
+    for (const row of rows) newestEviction = Math.max(newestEviction ?? 0, row.evictedAt);
     if (rows.length > 0) bus.publishEvictions(rows);
   }
 

@@ -62,7 +62,8 @@ export interface History {
   range(ticketId: string, afterSeq: number, upToSeq: number): Promise<TicketUpdate[]>;
   /** the head of every ticket that has one */
   heads(ticketIds: string[]): Promise<Map<string, number>>;
-  evictionsSince(since: Date): Promise<Eviction[]>;
+  /** evictions of the last `withinMs` (PostgreSQL's clock) of these tickets */
+  recentEvictions(withinMs: number, ticketIds: string[]): Promise<Eviction[]>;
 }
 
 export function createHistory(pool: pg.Pool, maxReplay = MAX_REPLAY): History {
@@ -114,14 +115,26 @@ export function createHistory(pool: pg.Pool, maxReplay = MAX_REPLAY): History {
       );
       return new Map(rows.map((row) => [row.ticket_id, Number(row.last_seq)]));
     },
-    evictionsSince: (since) => readEvictionsSince(pool, since),
+    recentEvictions: (withinMs, ticketIds) => readEvictions(pool, { withinMs, ticketIds }),
   };
 }
 
-export async function readEvictionsSince(db: Queryable, since: Date): Promise<Eviction[]> {
+export interface EvictionQuery {
+  /** only those stamped within this long of PostgreSQL's now */
+  withinMs: number;
+  /** only those stamped after this time (ms since the epoch, from an earlier row) */
+  after?: number;
+  /** only those of these tickets */
+  ticketIds?: string[];
+}
+
+export async function readEvictions(db: Queryable, { withinMs, after, ticketIds }: EvictionQuery): Promise<Eviction[]> {
   const { rows } = await db.query<{ ticket_id: string; user_id: string; evicted_at: Date }>(
-    "SELECT ticket_id, user_id, evicted_at FROM realtime.evictions WHERE evicted_at >= $1 ORDER BY evicted_at",
-    [since],
+    `SELECT ticket_id, user_id, evicted_at FROM realtime.evictions
+     WHERE evicted_at >= clock_timestamp() - make_interval(secs => $1::double precision / 1000)
+       AND ($2::timestamptz IS NULL OR evicted_at > $2) AND ($3::text[] IS NULL OR ticket_id = ANY($3))
+     ORDER BY evicted_at`,
+    [withinMs, after === undefined ? null : new Date(after), ticketIds ?? null],
   );
   return rows.map((row) => ({ ticketId: row.ticket_id, userId: row.user_id, evictedAt: row.evicted_at.getTime() }));
 }

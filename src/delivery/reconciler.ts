@@ -8,8 +8,8 @@
  *   A room still short of its head a grace period later (the leader publishes right after its
  *   commit, so a fresh head is usually on its way) is repaired the same way. This catches what no
  *   later event reveals: the tail of a ticket that went quiet, a whole burst a Redis blip ate.
- * - The same round reads recent evictions and applies them to local sockets, so an eviction
- *   reaches every instance even when its message was lost.
+ * - The same round reads the recent evictions of the rooms it holds and applies them to their
+ *   sockets, so an eviction reaches every instance even when its message was lost.
  */
 import { coerceError } from "../errors.js";
 import { backoffMs } from "../lifecycle.js";
@@ -91,7 +91,9 @@ export function createReconciler({ ledger, history, intervalMs, logger, metrics,
         if (head !== undefined && head > delivered) suspects.push([ticketId, head]);
       }
     }
-    applyEvictions(await history.evictionsSince(new Date(Date.now() - EVICTION_OVERLAP_MS)));
+    // only the evictions of rooms this instance holds: their sockets are the ones to remove
+    const held = ledger.tickets();
+    if (held.length > 0) applyEvictions(await history.recentEvictions(EVICTION_OVERLAP_MS, held));
     if (suspects.length === 0) return;
     // the leader publishes right after its commit: give live delivery a moment before repairing
     clearTimeout(graceTimer);
