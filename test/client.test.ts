@@ -5,7 +5,7 @@ import { ticketRoom, type Viewer } from "../src/protocol.js";
 import { onCleanup } from "./support/cleanup.js";
 import { connect, eventually, quietPeriod, token } from "./support/client.js";
 import { startCluster, type Cluster } from "./support/cluster.js";
-import { sql } from "./support/db.js";
+import { sql, waitSequenced } from "./support/db.js";
 
 function client(cluster: Cluster, options: Partial<TicketClientOptions> = {}, index = 0): TicketClient {
   const created = createTicketClient({
@@ -58,6 +58,8 @@ function outgoingSubscribes(target: TicketClient): Array<{ ticketId: string; sin
 
 async function publish(cluster: Cluster, ticketId: string, n = 1): Promise<void> {
   for (let i = 0; i < n; i++) await sql(cluster.databaseUrl, "SELECT realtime.publish_ticket_event($1, 'test.event', $2::jsonb)", [ticketId, JSON.stringify({ i })]);
+  // the seq is assigned after commit: what a test asserts about heads holds once the leader numbered them
+  await waitSequenced(cluster.databaseUrl);
 }
 
 const fake = (ticketId: string, seq: number): TicketUpdate => ({ ticketId, seq, id: `fake-${seq}`, type: "test.fake", data: { seq }, at: new Date().toISOString() });

@@ -7,7 +7,7 @@ import { writeDemoAssets } from "../src/demo/bundle.js";
 import { onCleanup } from "./support/cleanup.js";
 import { connect, nextEvent, request, token } from "./support/client.js";
 import { startCluster } from "./support/cluster.js";
-import { sql } from "./support/db.js";
+import { sql, waitSequenced } from "./support/db.js";
 
 async function call(url: string, init: { method?: string; body?: unknown; raw?: string; token?: string } = {}) {
   const headers: Record<string, string> = {};
@@ -28,6 +28,7 @@ describe("demo HTTP API", () => {
   it("serves the page, the client bundle, tokens and a snapshot with the ticket's seq", async () => {
     const cluster = await startCluster(1, { mode: "single", env: { DEMO_UI: "true" } });
     await seedDemo(cluster.databaseUrl);
+    await waitSequenced(cluster.databaseUrl);
     const base = cluster.urls[0]!;
     const page = await call(`${base}/`);
     expect(page.status).to.equal(200);

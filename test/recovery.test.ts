@@ -22,6 +22,7 @@ describe("recovery with sinceSeq", () => {
     first.disconnect();
 
     await publish(cluster.databaseUrl, "R", 500);
+    await waitSequenced(cluster.databaseUrl); // seqs are assigned after commit
     // resume on the other instance
     const again = await connect(cluster.urls[1]!);
     const ack = await request(again, "ticket:subscribe", { ticketId: "R", sinceSeq: 3 });

@@ -129,11 +129,14 @@ END $$;
   },
   {
     version: 2,
-    name: "seq assigned by the leader after commit, leader lease",
+    name: "seq assigned by the leader after commit, no NOTIFY from writers, leader lease",
     sql: /* sql */ `
 -- The writer pays one INSERT: the seq is assigned after commit by the elected leader, in the order
 -- the commits became visible to it. A NULL seq marks an event that is committed but not yet
--- sequenced; the partial index is the dispatch queue.
+-- sequenced; the partial index is the dispatch queue, which the leader polls with a read-only
+-- probe. The writer sends no NOTIFY: PostgreSQL serializes the commits of every transaction that
+-- notified (a lock on the notification queue, taken at commit), which made publish_ticket_event
+-- 3-6x slower than a plain INSERT under 32 writers.
 ALTER TABLE realtime.ticket_events ALTER COLUMN seq DROP NOT NULL;
 CREATE INDEX ticket_events_unsequenced_idx ON realtime.ticket_events (id) WHERE seq IS NULL;
 
@@ -172,8 +175,6 @@ BEGIN
   INSERT INTO realtime.ticket_events (ticket_id, type, data)
     VALUES (publish_ticket_event.ticket_id, publish_ticket_event.type, coalesce(publish_ticket_event.data, 'null'::jsonb))
     RETURNING id INTO new_id;
-  -- a constant payload: PostgreSQL folds the wake-ups of one transaction into one
-  PERFORM pg_notify(realtime.notify_channel(), '');
   RETURN new_id;
 END $$;
 
@@ -247,30 +248,6 @@ BEGIN
     END IF;
   END LOOP;
   RETURN NULL;
-END $$;
-`,
-  },
-  {
-    version: 4,
-    name: "writers send no NOTIFY: the leader polls the queue",
-    sql: /* sql */ `
--- PostgreSQL serializes the commits of every transaction that sent a NOTIFY (a lock on the notify
--- queue, taken at commit): measured, that made publish_ticket_event 3-6x slower than a plain
--- INSERT under 32 writers. The leader finds committed events with a read-only probe of the
--- partial index instead, every QUEUE_POLL_INTERVAL.
-CREATE OR REPLACE FUNCTION realtime.publish_ticket_event(ticket_id text, type text, data jsonb DEFAULT '{}'::jsonb)
-RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE
-  new_id bigint;
-BEGIN
-  PERFORM realtime.check_ticket_id(publish_ticket_event.ticket_id);
-  IF publish_ticket_event.type IS NULL OR length(publish_ticket_event.type) NOT BETWEEN 1 AND 200 THEN
-    RAISE EXCEPTION 'realtime.publish_ticket_event: type must be 1-200 characters' USING ERRCODE = '22023';
-  END IF;
-  INSERT INTO realtime.ticket_events (ticket_id, type, data)
-    VALUES (publish_ticket_event.ticket_id, publish_ticket_event.type, coalesce(publish_ticket_event.data, 'null'::jsonb))
-    RETURNING id INTO new_id;
-  RETURN new_id;
 END $$;
 `,
   },
