@@ -20,6 +20,24 @@ export interface OwnedProcess {
 
 const owned = new Set<OwnedProcess>();
 
+/** Call `onLine` for every line a child writes to stdout and stderr (the last one even without "\n"). */
+export function forEachLine(child: ChildProcess, onLine: (line: string) => void): void {
+  for (const stream of [child.stdout, child.stderr]) {
+    if (!stream) continue;
+    let buffer = "";
+    stream.setEncoding("utf8");
+    stream.on("data", (chunk: string) => {
+      buffer += chunk;
+      let index;
+      while ((index = buffer.indexOf("\n")) >= 0) {
+        onLine(buffer.slice(0, index));
+        buffer = buffer.slice(index + 1);
+      }
+    });
+    stream.on("end", () => buffer && onLine(buffer));
+  }
+}
+
 export function spawnOwned(name: string, command: string, args: string[], options: SpawnOptions = {}): OwnedProcess {
   const child = spawn(command, args, { ...options, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   const output: string[] = [];
@@ -31,21 +49,11 @@ export function spawnOwned(name: string, command: string, args: string[], option
       resolve(-1);
     });
   });
-  for (const stream of [child.stdout!, child.stderr!]) {
-    let buffer = "";
-    stream.setEncoding("utf8");
-    stream.on("data", (chunk: string) => {
-      buffer += chunk;
-      let index;
-      while ((index = buffer.indexOf("\n")) >= 0) {
-        const line = buffer.slice(0, index);
-        buffer = buffer.slice(index + 1);
-        output.push(line);
-        if (output.length > 200) output.shift();
-        for (const listener of listeners) listener(line);
-      }
-    });
-  }
+  forEachLine(child, (line) => {
+    output.push(line);
+    if (output.length > 200) output.shift();
+    for (const listener of listeners) listener(line);
+  });
   const handle: OwnedProcess = {
     name,
     child,

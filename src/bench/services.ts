@@ -125,6 +125,20 @@ export async function startPostgres(options: { maxConnections?: number } = {}): 
   return { url, proc, stop };
 }
 
+/** Whether a redis-server on this loopback port answers PING (one short-lived connection, no retries). */
+export async function redisAnswers(port: number): Promise<boolean> {
+  const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1000 });
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+    return (await client.ping()) === "PONG";
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
 export async function startRedis(): Promise<Service> {
   const port = await freePort();
   const proc = spawnOwned("redis-server", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
@@ -132,18 +146,7 @@ export async function startRedis(): Promise<Service> {
   const stop = () => proc.stop("SIGTERM", 5000);
   try {
     await waitFor(
-      async () => {
-        const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1000 });
-        client.on("error", () => undefined);
-        try {
-          await client.connect();
-          return (await client.ping()) === "PONG";
-        } catch {
-          return false;
-        } finally {
-          client.disconnect();
-        }
-      },
+      () => redisAnswers(port),
       10_000,
       "redis-server",
       proc,

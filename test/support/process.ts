@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
+import { forEachLine } from "../../src/bench/procs.js";
 import { onCleanup, track } from "./cleanup.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -69,19 +70,7 @@ export async function spawnGateway(env: Record<string, string>, options: SpawnOp
       // not a JSON log line
     }
   };
-  for (const stream of [child.stdout!, child.stderr!]) {
-    let buffer = "";
-    stream.setEncoding("utf8");
-    stream.on("data", (chunk: string) => {
-      buffer += chunk;
-      let index;
-      while ((index = buffer.indexOf("\n")) >= 0) {
-        onLine(buffer.slice(0, index));
-        buffer = buffer.slice(index + 1);
-      }
-    });
-    stream.on("end", () => buffer && onLine(buffer));
-  }
+  forEachLine(child, onLine);
   const handle: GatewayProcess = {
     child,
     port: -1,

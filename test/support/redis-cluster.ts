@@ -8,6 +8,7 @@
  * cluster for the whole run (started on first use, stopped by the root afterAll hook), so the
  * suites that merely run against a cluster pay its start once; tests share it through key prefixes.
  */
+import { stopChild } from "./redis-server.js";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -120,12 +121,7 @@ async function launch(options: RedisClusterOptions, tracked = true): Promise<Red
         await until(async () => (await info(port)) !== undefined, `node ${port} to start`, 10_000);
       },
       async stop(signal = "SIGKILL") {
-        const running = child;
-        if (!running || running.exitCode !== null || running.signalCode !== null) return;
-        const exited = new Promise((resolve) => running.once("exit", resolve));
-        running.kill(signal);
-        await exited;
-        untrack?.();
+        if (await stopChild(child, signal)) untrack?.();
       },
     };
     nodes.push(node);

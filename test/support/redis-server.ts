@@ -3,7 +3,7 @@
  * 6379 is never touched). Restart keeps the port, as a Redis restart in production keeps its address.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { Redis } from "ioredis";
+import { redisAnswers } from "../../src/bench/services.js";
 import { onCleanup, track } from "./cleanup.js";
 import { freePort } from "../../src/free-port.js";
 
@@ -15,17 +15,13 @@ export interface RedisServer {
 }
 
 
-async function ping(port: number): Promise<boolean> {
-  const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-  client.on("error", () => undefined);
-  try {
-    await client.connect();
-    return (await client.ping()) === "PONG";
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
-  }
+/** Signal a child and wait for its exit; false when it was not running. */
+export async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals): Promise<boolean> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return false;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill(signal);
+  await exited;
+  return true;
 }
 
 export async function startRedisServer(): Promise<RedisServer> {
@@ -39,18 +35,13 @@ export async function startRedisServer(): Promise<RedisServer> {
       child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
       untrack = track(`redis-server ${port}`);
       const deadline = Date.now() + 10_000;
-      while (!(await ping(port))) {
+      while (!(await redisAnswers(port))) {
         if (Date.now() > deadline) throw new Error(`redis-server on ${port} did not start`);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     },
     async stop(signal = "SIGKILL") {
-      const running = child;
-      if (!running || running.exitCode !== null || running.signalCode !== null) return;
-      const exited = new Promise((resolve) => running.once("exit", resolve));
-      running.kill(signal);
-      await exited;
-      untrack?.();
+      if (await stopChild(child, signal)) untrack?.();
     },
   };
   await server.start();
