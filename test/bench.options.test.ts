@@ -1,4 +1,6 @@
+import { resolve } from "node:path";
 import { expect } from "chai";
+import { profileArgs } from "../src/bench/gateways.js";
 import { sizeFor, type Measured, type PriceSheet } from "../src/bench/capacity.js";
 import { parseBenchArgs, publicOptions } from "../src/bench/options.js";
 
@@ -9,6 +11,13 @@ describe("bench options", () => {
     const ramp = parseBenchArgs(["--scenario", "ramp"], {});
     expect(ramp.steps).to.deep.equal([100, 200, 500, 1000, 2000, 4000]);
     expect(parseBenchArgs(["--scenario", "hot", "--tickets", "50"], {}).tickets).to.equal(1);
+  });
+
+  it("--cpu-prof DIR profiles each gateway and bare server into an absolute directory", () => {
+    expect(parseBenchArgs([], {}).cpuProf).to.equal(undefined);
+    expect(parseBenchArgs(["--cpu-prof", "prof"], {}).cpuProf).to.equal(resolve("prof"));
+    expect(profileArgs("gateway-1", "/tmp/p")).to.deep.equal(["--cpu-prof", "--cpu-prof-dir", "/tmp/p", "--cpu-prof-name", "gateway-1.cpuprofile"]);
+    expect(profileArgs("gateway-1", undefined)).to.deep.equal([]);
   });
 
   it("refuses what cannot run, naming the flag", () => {

@@ -16,6 +16,11 @@ export interface Instance {
   proc: OwnedProcess;
 }
 
+/** node flags that write a CPU profile named after the instance on exit (SIGTERM drains, then exits) */
+export function profileArgs(name: string, dir: string | undefined): string[] {
+  return dir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", dir, "--cpu-prof-name", `${name}.cpuprofile`];
+}
+
 function baseEnv(): Record<string, string> {
   return { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", NODE_ENV: "production" };
 }
@@ -38,11 +43,13 @@ export interface GatewayEnv {
   jwtSecret: string;
   redisPrefix: string;
   extra?: Record<string, string>;
+  /** --cpu-prof DIR */
+  cpuProf?: string;
 }
 
 export async function startGateway(index: number, env: GatewayEnv): Promise<Instance> {
   const name = `gateway-${index + 1}`;
-  const proc = spawnOwned(name, process.execPath, [...nodeArgs(), CLI, "serve"], {
+  const proc = spawnOwned(name, process.execPath, [...nodeArgs(), ...profileArgs(name, env.cpuProf), CLI, "serve"], {
     env: {
       ...baseEnv(),
       PORT: "0",
@@ -75,9 +82,9 @@ export async function startGateway(index: number, env: GatewayEnv): Promise<Inst
   }
 }
 
-export async function startBare(index: number, redisUrl: string, prefix: string): Promise<Instance> {
+export async function startBare(index: number, redisUrl: string, prefix: string, cpuProf?: string): Promise<Instance> {
   const name = `bare-${index + 1}`;
-  const proc = spawnOwned(name, process.execPath, [...nodeArgs(), BARE], {
+  const proc = spawnOwned(name, process.execPath, [...nodeArgs(), ...profileArgs(name, cpuProf), BARE], {
     env: { ...baseEnv(), PORT: "0", REDIS_URL: redisUrl, REDIS_PREFIX: prefix },
   });
   try {

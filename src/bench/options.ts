@@ -3,6 +3,7 @@
  * override them. Bad input stops with one line that names the flag.
  */
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { parseDuration } from "../config.js";
@@ -35,6 +36,8 @@ export interface BenchOptions {
   databaseUrl?: string;
   jwtSecret?: string;
   out?: string;
+  /** write a V8 CPU profile of every gateway and bare server into this directory */
+  cpuProf?: string;
   quiet: boolean;
   json: boolean;
   prices: string;
@@ -82,6 +85,7 @@ export const USAGE = `usage: realtime-gateway bench [--scenario steady|ramp|hot|
   --database-url URL     its PostgreSQL (with --url); JWT_SECRET or --jwt-secret signs the tokens
   --no-bare              skip the bare Socket.IO baseline   --no-gateway  run only the baseline
   --out DIR              write result.json and chart.svg
+  --cpu-prof DIR         write a CPU profile of each gateway and bare server (DIR/gateway-1.cpuprofile, ...)
   --quiet                no progress output; --json prints the JSON result instead of the table
 `;
 
@@ -129,6 +133,7 @@ export function parseBenchArgs(args: string[], env: NodeJS.ProcessEnv = process.
       "no-bare": { type: "boolean", default: false },
       "no-gateway": { type: "boolean", default: false },
       out: { type: "string" },
+      "cpu-prof": { type: "string" },
       prices: { type: "string" },
       "model-rate": { type: "string" },
       quiet: { type: "boolean", default: false },
@@ -173,6 +178,7 @@ export function parseBenchArgs(args: string[], env: NodeJS.ProcessEnv = process.
     databaseUrl,
     jwtSecret,
     out: values.out,
+    cpuProf: values["cpu-prof"] === undefined ? undefined : resolve(values["cpu-prof"]),
     quiet: values.quiet!,
     json: values.json!,
     prices: values.prices ?? `${PACKAGE_ROOT}/bench/prices.json`,

@@ -30,7 +30,8 @@ export interface Eviction {
 
 type Queryable = Pick<pg.Pool, "query"> | Pick<pg.Client, "query">;
 
-const HISTORY_SQL = `
+/** A subscriber's history: the head, and the events after sinceSeq (at most maxReplay of them). */
+export const HISTORY_SQL = `
 SELECT h.last_seq, e.id, e.ticket_id, e.seq, e.type, e.data, e.created_at
 FROM (SELECT coalesce(max(last_seq), 0) AS last_seq FROM realtime.ticket_heads WHERE ticket_id = $1) h
 LEFT JOIN LATERAL (
@@ -39,6 +40,14 @@ LEFT JOIN LATERAL (
   ORDER BY seq
 ) e ON true
 ORDER BY e.seq`;
+
+/** A repair's page: one ticket's events in a seq range. */
+export const RANGE_SQL = `
+SELECT id, ticket_id, seq, type, data, created_at FROM realtime.ticket_events
+WHERE ticket_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`;
+
+/** Reconciliation: the heads of many tickets, by primary key. */
+export const HEADS_SQL = "SELECT ticket_id, last_seq FROM realtime.ticket_heads WHERE ticket_id = ANY($1::text[])";
 
 interface Waiter {
   sinceSeq: number | undefined;
@@ -101,18 +110,11 @@ export function createHistory(pool: pg.Pool, maxReplay = MAX_REPLAY): History {
       });
     },
     async range(ticketId, afterSeq, upToSeq) {
-      const { rows } = await pool.query<EventRow>(
-        `SELECT id, ticket_id, seq, type, data, created_at FROM realtime.ticket_events
-         WHERE ticket_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
-        [ticketId, afterSeq, upToSeq, REPAIR_PAGE],
-      );
+      const { rows } = await pool.query<EventRow>(RANGE_SQL, [ticketId, afterSeq, upToSeq, REPAIR_PAGE]);
       return rows.map(toUpdate);
     },
     async heads(ticketIds) {
-      const { rows } = await pool.query<{ ticket_id: string; last_seq: string }>(
-        "SELECT ticket_id, last_seq FROM realtime.ticket_heads WHERE ticket_id = ANY($1::text[])",
-        [ticketIds],
-      );
+      const { rows } = await pool.query<{ ticket_id: string; last_seq: string }>(HEADS_SQL, [ticketIds]);
       return new Map(rows.map((row) => [row.ticket_id, Number(row.last_seq)]));
     },
     recentEvictions: (withinMs, ticketIds) => readEvictions(pool, { withinMs, ticketIds }),
