@@ -195,8 +195,8 @@ export function createDispatcher({ bus, retention, logger, metrics, source = "qu
 
   return {
     async run(session: pg.Client): Promise<void> {
-      if (!stream?.streaming) await sweep(session);
-      else if (Date.now() - sweptAt >= SWEEP_INTERVAL_MS) {
+      if (!stream || (!stream.streaming && !stream.starting)) await sweep(session);
+      else if (stream.streaming && Date.now() - sweptAt >= SWEEP_INTERVAL_MS) {
         sweptAt = Date.now();
         await sweep(session, SWEEP_GRACE_MS);
       }

@@ -29,6 +29,8 @@ import { ensurePublication } from "../db/event-source.js";
 const MAX_IDS_PER_STATEMENT = 5000;
 /** A publish Redis has not accepted after this long counts as failed (the stream restarts). */
 const PUBLISH_TIMEOUT_MS = 3000;
+/** How long the leader leaves the queue to a stream that is starting. */
+const STARTING_MS = 2000;
 
 export interface ReplicationOptions {
   connectionString: string;
@@ -76,6 +78,8 @@ export class ReplicationStream {
   private flushing = false;
   private ackedLsn: bigint = 0n;
   private streamingNow = false;
+  /** when the current attempt to (re)start the stream began; undefined once it streams or failed */
+  private startingSince: number | undefined;
   private readonly log: Logger;
 
   constructor(private readonly options: ReplicationOptions) {
@@ -85,6 +89,15 @@ export class ReplicationStream {
   /** true while the stream delivers (the leader then only sweeps the queue now and then) */
   get streaming(): boolean {
     return this.streamingNow;
+  }
+
+  /**
+   * true for a moment while the stream (re)starts: the leader leaves the queue to it, so what was
+   * committed while no leader ran is numbered from the slot, in commit order. Past STARTING_MS,
+   * or once an attempt failed, the leader polls the queue.
+   */
+  get starting(): boolean {
+    return this.startingSince !== undefined && Date.now() - this.startingSince < STARTING_MS;
   }
 
   /** Start (or restart on a new session) after winning the lease. */
@@ -124,6 +137,7 @@ export class ReplicationStream {
         failure ??= coerceError(error);
         this.wake?.();
       });
+      this.startingSince = Date.now();
       try {
         const created = await this.prepare(session);
         if (created) await this.options.sweep(session);
@@ -135,6 +149,7 @@ export class ReplicationStream {
         service.on("heartbeat", (lsn: string, _time: number, shouldRespond: boolean) => this.onHeartbeat(service, lsn, shouldRespond));
         service.on("start", () => {
           this.streamingNow = true;
+          this.startingSince = undefined;
           attempt = 0;
           this.log.info("replication stream started");
         });
@@ -149,6 +164,7 @@ export class ReplicationStream {
         failure ??= coerceError(error);
       }
       this.streamingNow = false;
+      this.startingSince = undefined;
       await service.stop().catch(() => undefined);
       service.removeAllListeners();
       if (!this.live(generation)) break;
