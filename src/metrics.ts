@@ -87,6 +87,11 @@ export function createMetrics(instanceId: string) {
       help: "Events the leader numbered from the replication stream (the rest came from the queue sweep)",
       registers,
     }),
+    replicationVisibilityWaits: new Counter({
+      name: "gateway_replication_visibility_waits_total",
+      help: "Times a replicated commit was not visible yet to the leader's snapshot and was retried a millisecond later",
+      registers,
+    }),
     replicationRestarts: new Counter({
       name: "gateway_replication_restarts_total",
       help: "Times the leader's replication stream ended and was restarted (the queue is polled meanwhile)",

@@ -51,16 +51,25 @@ RETURNING e.id, e.ticket_id, e.seq, e.type, e.data, e.created_at`;
  * The replication source's statement: number the given ids per ticket in the given (commit) order,
  * fenced by the lease like SEQUENCE_SQL. Ids numbered already (a slot replayed after a crash, the
  * queue sweep first) are returned as they are, to be published again (ledgers drop duplicates).
- * The `fence` row says the statement ran as the lease holder.
+ *
+ * A commit can reach the walsender before it is visible to other sessions' snapshots (PostgreSQL
+ * flushes the commit record, then ends the transaction in the proc array), so an id may not be
+ * visible yet: only the ids before the first invisible one are handled (commit order is kept),
+ * and the row `cutoff` tells where that is; the caller retries the rest. Ids in $2 are given up
+ * on (gone for good: deleted, pruned) and do not stop the rest. The `fence` row says the
+ * statement ran as the lease holder.
  */
 const SEQUENCE_IDS_SQL = `
 WITH fence AS (
   UPDATE realtime.leader SET renewed_at = clock_timestamp() WHERE pid = pg_backend_pid() RETURNING 1
 ), input AS (
   SELECT u.id, u.ord FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, ord) WHERE EXISTS (SELECT 1 FROM fence)
+), cutoff AS (
+  SELECT coalesce(min(i.ord), 9223372036854775807) AS ord FROM input i
+  WHERE i.id <> ALL ($2::bigint[]) AND NOT EXISTS (SELECT 1 FROM realtime.ticket_events e WHERE e.id = i.id)
 ), picked AS (
   SELECT e.id, e.ticket_id, i.ord FROM input i JOIN realtime.ticket_events e ON e.id = i.id
-  WHERE e.seq IS NULL FOR UPDATE OF e
+  WHERE e.seq IS NULL AND i.ord < (SELECT ord FROM cutoff) FOR UPDATE OF e
 ), numbered AS (
   SELECT id, ticket_id, row_number() OVER (PARTITION BY ticket_id ORDER BY ord) AS n, count(*) OVER (PARTITION BY ticket_id) AS c
   FROM picked
@@ -75,11 +84,20 @@ WITH fence AS (
   WHERE e.id = numbered.id
   RETURNING e.id, e.ticket_id, e.seq, e.type, e.data, e.created_at
 )
-SELECT false AS fence, id, ticket_id, seq, type, data, created_at FROM updated
+SELECT 'event' AS kind, id, ticket_id, seq, type, data, created_at FROM updated
 UNION ALL
-SELECT false, e.id, e.ticket_id, e.seq, e.type, e.data, e.created_at FROM input i JOIN realtime.ticket_events e ON e.id = i.id WHERE e.seq IS NOT NULL
+SELECT 'event', e.id, e.ticket_id, e.seq, e.type, e.data, e.created_at FROM input i JOIN realtime.ticket_events e ON e.id = i.id
+WHERE e.seq IS NOT NULL AND i.ord < (SELECT ord FROM cutoff)
 UNION ALL
-SELECT true, NULL, NULL, NULL, NULL, NULL, NULL FROM fence`;
+SELECT 'cutoff', (SELECT ord FROM cutoff), NULL, NULL, NULL, NULL, NULL FROM fence`;
+
+/** The result of numbering a run of replicated ids. */
+export interface Numbered {
+  /** the events of ids[0 .. handled), in that order */
+  updates: TicketUpdate[];
+  /** how many of the ids (a prefix) were handled; the rest are not visible yet */
+  handled: number;
+}
 
 /** With the replication source streaming, the queue is swept this often ... */
 const SWEEP_INTERVAL_MS = 1000;
@@ -121,17 +139,18 @@ export function createDispatcher({ bus, retention, logger, metrics, source = "qu
     metrics.updatesEmitted.inc(updates.length);
   }
 
-  async function sequenceIds(session: pg.Client, ids: string[]): Promise<TicketUpdate[]> {
-    const { rows } = await session.query<EventRow & { fence: boolean }>(SEQUENCE_IDS_SQL, [ids]);
-    if (!rows.some((row) => row.fence)) throw new Error("the lease is held by another session: not numbering");
+  async function sequenceIds(session: pg.Client, ids: string[], givenUp: string[]): Promise<Numbered> {
+    const { rows } = await session.query<EventRow & { kind: "event" | "cutoff" }>(SEQUENCE_IDS_SQL, [ids, givenUp]);
+    const cutoff = rows.find((row) => row.kind === "cutoff");
+    if (!cutoff) throw new Error("the lease is held by another session: not numbering");
     // in the stream's order: each ticket's seqs ascend along it
     const order = new Map(ids.map((id, i) => [id, i]));
     const updates = rows
-      .filter((row) => !row.fence)
+      .filter((row) => row.kind === "event")
       .map(toUpdate)
       .sort((a, b) => order.get(a.id!)! - order.get(b.id!)!);
     observe(updates);
-    return updates;
+    return { updates, handled: Math.min(ids.length, Number(cutoff.id) - 1) };
   }
 
   /** Number whatever the queue holds (oldest first), in batches; `graceMs` leaves the youngest rows. */

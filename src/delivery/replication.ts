@@ -31,14 +31,22 @@ const MAX_IDS_PER_STATEMENT = 5000;
 const PUBLISH_TIMEOUT_MS = 3000;
 /** How long the leader leaves the queue to a stream that is starting. */
 const STARTING_MS = 2000;
+/**
+ * A replicated id that stays invisible this long is given up on (deleted, or pruned before a late
+ * replay): the ids after it go on. Normally a commit is visible within a millisecond of its arrival.
+ */
+const GIVE_UP_MS = 2000;
 
 export interface ReplicationOptions {
   connectionString: string;
   slot: string;
   logger: Logger;
   metrics: Metrics;
-  /** number these ids (in this order) on the leader's session, fenced; returns every one of them, numbered */
-  sequence(session: pg.Client, ids: string[]): Promise<TicketUpdate[]>;
+  /**
+   * Number these ids (in this order) on the leader's session, fenced: the events of the first
+   * `handled` of them (the rest are not visible yet; `givenUp` ids are skipped when missing).
+   */
+  sequence(session: pg.Client, ids: string[], givenUp: string[]): Promise<{ updates: TicketUpdate[]; handled: number }>;
   /** hand to the bus; resolves once Redis accepted it */
   publish(updates: TicketUpdate[]): Promise<void>;
   /** number whatever the queue holds (the slot did not exist, or was recreated) */
@@ -77,6 +85,8 @@ export class ReplicationStream {
   private current: string[] | undefined;
   private flushing = false;
   private ackedLsn: bigint = 0n;
+  /** ids not visible yet when first numbered, and since when */
+  private readonly invisibleSince = new Map<string, number>();
   private streamingNow = false;
   /** when the current attempt to (re)start the stream began; undefined once it streams or failed */
   private startingSince: number | undefined;
@@ -143,6 +153,7 @@ export class ReplicationStream {
         if (created) await this.options.sweep(session);
         if (!this.live(generation)) break;
         this.pending = [];
+        this.invisibleSince.clear();
         this.current = undefined;
         this.ackedLsn = 0n;
         service.on("data", (lsn: string, message: Pgoutput.Message) => this.onMessage(service, generation, lsn, message));
@@ -282,12 +293,34 @@ export class ReplicationStream {
           batch.push(commit);
           count += commit.ids.length;
         }
-        const updates = await this.options.sequence(this.session!, batch.flatMap((commit) => commit.ids));
+        const ids = batch.flatMap((commit) => commit.ids);
+        const now = Date.now();
+        const givenUp = ids.filter((id) => now - (this.invisibleSince.get(id) ?? now) >= GIVE_UP_MS);
+        if (givenUp.length > 0) this.log.warn({ ids: givenUp }, "replicated events never became visible (deleted?); skipped");
+        this.log.trace({ ids }, "numbering replicated ids");
+        const { updates, handled } = await this.options.sequence(this.session!, ids, givenUp);
         if (!this.live(generation)) return;
-        this.options.metrics.replicationEvents.inc(count);
-        await withTimeout(this.options.publish(updates), PUBLISH_TIMEOUT_MS, "delivery publish");
+        this.options.metrics.replicationEvents.inc(updates.length);
+        // the commits wholly handled; the rest (from the first invisible id on) go back, in order
+        let done = 0;
+        let covered = 0;
+        while (done < batch.length && covered + batch[done]!.ids.length <= handled) covered += batch[done++]!.ids.length;
+        const rest = batch.slice(done);
+        if (rest.length > 0) {
+          rest[0] = { ...rest[0]!, ids: rest[0]!.ids.slice(handled - covered) };
+          const first = rest[0].ids[0]!;
+          if (!this.invisibleSince.has(first)) this.invisibleSince.set(first, now);
+          this.pending.unshift(...rest);
+        }
+        for (const id of ids.slice(0, handled)) this.invisibleSince.delete(id);
+        if (updates.length > 0) await withTimeout(this.options.publish(updates), PUBLISH_TIMEOUT_MS, "delivery publish");
         if (!this.live(generation)) return;
-        this.acknowledge(service, lsnToBigInt(batch.at(-1)!.endLsn));
+        if (done > 0) this.acknowledge(service, lsnToBigInt(batch[done - 1]!.endLsn));
+        // a commit not visible yet: it will be in a moment
+        if (rest.length > 0) {
+          this.options.metrics.replicationVisibilityWaits.inc();
+          await sleep(1);
+        }
       }
     } catch (error) {
       // not acknowledged: the restarted stream replays from the slot (numbered rows are read back)
