@@ -59,7 +59,7 @@ RETURNING e.id, e.ticket_id, e.seq, e.type, e.data, e.created_at`;
  * on (gone for good: deleted, pruned) and do not stop the rest. The `fence` row says the
  * statement ran as the lease holder.
  */
-const SEQUENCE_IDS_SQL = `
+export const SEQUENCE_IDS_SQL = `
 WITH fence AS (
   UPDATE realtime.leader SET renewed_at = clock_timestamp() WHERE pid = pg_backend_pid() RETURNING 1
 ), input AS (
@@ -140,7 +140,8 @@ export function createDispatcher({ bus, retention, logger, metrics, source = "qu
   }
 
   async function sequenceIds(session: pg.Client, ids: string[], givenUp: string[]): Promise<Numbered> {
-    const { rows } = await session.query<EventRow & { kind: "event" | "cutoff" }>(SEQUENCE_IDS_SQL, [ids, givenUp]);
+    // prepared once per session: planning the statement cost as much as running it
+    const { rows } = await session.query<EventRow & { kind: "event" | "cutoff" }>({ name: "realtime-sequence-ids", text: SEQUENCE_IDS_SQL, values: [ids, givenUp] });
     const cutoff = rows.find((row) => row.kind === "cutoff");
     if (!cutoff) throw new Error("the lease is held by another session: not numbering");
     // in the stream's order: each ticket's seqs ascend along it

@@ -87,6 +87,11 @@ export class ReplicationStream {
   private ackedLsn: bigint = 0n;
   /** ids not visible yet when first numbered, and since when */
   private readonly invisibleSince = new Map<string, number>();
+  /** the publishes in flight, in order: each acknowledgement waits for its own and every earlier one */
+  private acks: Promise<void> = Promise.resolve();
+  private inFlight = 0;
+  /** streams that failed to number or publish: nothing more is acknowledged on them */
+  private readonly broken = new WeakSet<LogicalReplicationService>();
   private streamingNow = false;
   /** when the current attempt to (re)start the stream began; undefined once it streams or failed */
   private startingSince: number | undefined;
@@ -153,6 +158,8 @@ export class ReplicationStream {
         if (created) await this.options.sweep(session);
         if (!this.live(generation)) break;
         this.pending = [];
+        this.acks = Promise.resolve();
+        this.inFlight = 0;
         this.invisibleSince.clear();
         this.current = undefined;
         this.ackedLsn = 0n;
@@ -249,7 +256,7 @@ export class ReplicationStream {
         this.current = undefined;
         const endLsn = message.commitEndLsn ?? lsn;
         if (ids.length === 0) {
-          if (this.pending.length === 0 && !this.flushing) this.acknowledge(service, lsnToBigInt(endLsn));
+          if (this.idle()) this.acknowledge(service, lsnToBigInt(endLsn));
           break;
         }
         this.pending.push({ ids, endLsn });
@@ -263,12 +270,17 @@ export class ReplicationStream {
 
   /** The server asks for our position: report what is delivered; when idle, everything sent is. */
   private onHeartbeat(service: LogicalReplicationService, lsn: string, shouldRespond: boolean): void {
-    const idle = this.pending.length === 0 && !this.flushing && this.current === undefined;
-    if (idle) this.acknowledge(service, lsnToBigInt(lsn));
+    if (this.idle()) this.acknowledge(service, lsnToBigInt(lsn));
     else if (shouldRespond) this.acknowledge(service, this.ackedLsn, true);
   }
 
+  /** nothing received is waiting to be numbered or published */
+  private idle(): boolean {
+    return this.pending.length === 0 && !this.flushing && this.current === undefined && this.inFlight === 0;
+  }
+
   private acknowledge(service: LogicalReplicationService, lsn: bigint, force = false): void {
+    if (this.broken.has(service)) return;
     if (lsn <= this.ackedLsn && !force) return;
     if (lsn > this.ackedLsn) this.ackedLsn = lsn;
     if (this.ackedLsn === 0n) return;
@@ -313,9 +325,19 @@ export class ReplicationStream {
           this.pending.unshift(...rest);
         }
         for (const id of ids.slice(0, handled)) this.invisibleSince.delete(id);
-        if (updates.length > 0) await withTimeout(this.options.publish(updates), PUBLISH_TIMEOUT_MS, "delivery publish");
-        if (!this.live(generation)) return;
-        if (done > 0) this.acknowledge(service, lsnToBigInt(batch[done - 1]!.endLsn));
+        // the next statement does not wait for Redis; the acknowledgements follow the publishes in order
+        const published = updates.length > 0 ? withTimeout(this.options.publish(updates), PUBLISH_TIMEOUT_MS, "delivery publish") : Promise.resolve();
+        const endLsn = done > 0 ? lsnToBigInt(batch[done - 1]!.endLsn) : undefined;
+        this.inFlight++;
+        this.acks = this.acks
+          .then(() => published)
+          .then(
+            () => {
+              if (endLsn !== undefined && this.live(generation)) this.acknowledge(service, endLsn);
+            },
+            (error: unknown) => this.failed(service, generation, error),
+          )
+          .finally(() => this.inFlight--);
         // a commit not visible yet: it will be in a moment
         if (rest.length > 0) {
           this.options.metrics.replicationVisibilityWaits.inc();
@@ -323,14 +345,19 @@ export class ReplicationStream {
         }
       }
     } catch (error) {
-      // not acknowledged: the restarted stream replays from the slot (numbered rows are read back)
-      if (this.live(generation)) {
-        this.log.warn({ err: coerceError(error) }, "replicated events not delivered to the bus; restarting the stream from the slot");
-        this.wake?.();
-      }
+      this.failed(service, generation, error);
     } finally {
       this.flushing = false;
     }
+  }
+
+  /** Not acknowledged: the restarted stream replays from the slot (numbered rows are read back). */
+  private failed(service: LogicalReplicationService, generation: number, error: unknown): void {
+    if (!this.live(generation) || this.broken.has(service)) return;
+    // nothing after the failure may be acknowledged on this stream
+    this.broken.add(service);
+    this.log.warn({ err: coerceError(error) }, "replicated events not numbered or not delivered to the bus; restarting the stream from the slot");
+    this.wake?.();
   }
 
   /** confirmed_flush_lsn lag and the slot's WAL status, for the metric; undefined without a slot */
