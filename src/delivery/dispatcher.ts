@@ -11,7 +11,8 @@
  *
  * With EVENT_SOURCE=replication the committed ids come from the replication stream instead
  * (replication.ts) and are numbered in commit order by SEQUENCE_IDS_SQL; the queue is then swept
- * about once a second (rows older than a second: the stream's own rows are left to it), so
+ * about once a second while the stream is caught up (rows older than two seconds: the stream's own
+ * rows are left to it), so
  * nothing can be stranded; while the stream is down the queue is polled as above.
  */
 import type pg from "pg";
@@ -102,7 +103,7 @@ export interface Numbered {
 /** With the replication source streaming, the queue is swept this often ... */
 const SWEEP_INTERVAL_MS = 1000;
 /** ... for rows at least this old (younger ones are the stream's). */
-const SWEEP_GRACE_MS = 1000;
+const SWEEP_GRACE_MS = 2000;
 /** The slot's lag is read this often on the leader. */
 const LAG_INTERVAL_MS = 5000;
 
@@ -216,7 +217,8 @@ export function createDispatcher({ bus, retention, logger, metrics, source = "qu
   return {
     async run(session: pg.Client): Promise<void> {
       if (!stream || (!stream.streaming && !stream.starting)) await sweep(session);
-      else if (stream.streaming && Date.now() - sweptAt >= SWEEP_INTERVAL_MS) {
+      else if (stream.caughtUp && Date.now() - sweptAt >= SWEEP_INTERVAL_MS) {
+        // not while the stream works through a backlog (a replay): its rows are old but its own
         sweptAt = Date.now();
         await sweep(session, SWEEP_GRACE_MS);
       }

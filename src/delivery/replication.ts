@@ -274,6 +274,11 @@ export class ReplicationStream {
     else if (shouldRespond) this.acknowledge(service, this.ackedLsn, true);
   }
 
+  /** streaming, and nothing received waits to be numbered or published (a replay is not running) */
+  get caughtUp(): boolean {
+    return this.streamingNow && this.idle();
+  }
+
   /** nothing received is waiting to be numbered or published */
   private idle(): boolean {
     return this.pending.length === 0 && !this.flushing && this.current === undefined && this.inFlight === 0;
