@@ -15,9 +15,10 @@ import { TEST_JWT_SECRET } from "../support/env.js";
 
 const rate = Number(process.argv[2] ?? 500);
 const seconds = Number(process.argv[3] ?? 10);
+const sources = (process.argv[4] ?? "queue,replication").split(",") as Array<"queue" | "replication">;
 const server = await startPostgresServer({ perTest: false, flags: ["-c", "wal_level=logical"] });
 try {
-  for (const source of ["queue", "replication"] as const) {
+  for (const source of sources) {
     const admin = new pg.Client({ connectionString: server.url });
     await admin.connect();
     await admin.query(`CREATE DATABASE lat_${source}`);
@@ -51,6 +52,19 @@ try {
     const restarts = (await gateway.metrics.replicationEvents.get()).values[0]?.value ?? 0;
     const waits = (await gateway.metrics.replicationVisibilityWaits.get()).values[0]?.value ?? 0;
     console.log(`${source}: ${rows[0]!.n} events, commit->numbered p50 <= ${quantile(0.5)! * 1000} ms, p90 <= ${quantile(0.9)! * 1000} ms, p99 <= ${quantile(0.99)! * 1000} ms; from the stream ${restarts}, visibility waits ${waits}`);
+    // CPU per PostgreSQL backend (application_name says whose): where the database's time goes
+    const { execFileSync } = await import("node:child_process");
+    const { rows: backends } = await pool.query<{ pid: number; who: string }>("SELECT pid, coalesce(nullif(application_name, ''), backend_type) AS who FROM pg_stat_activity WHERE datname = current_database() OR backend_type = 'walsender'");
+    const cpu = new Map<string, number>();
+    for (const { pid, who } of backends) {
+      try {
+        const [utime, stime] = execFileSync("cat", [`/proc/${pid}/stat`], { encoding: "utf8" }).split(") ")[1]!.split(" ").slice(11, 13).map(Number);
+        cpu.set(who, (cpu.get(who) ?? 0) + ((utime! + stime!) * 10));
+      } catch {
+        // gone
+      }
+    }
+    console.log(`  PostgreSQL CPU ms by backend: ${[...cpu].map(([who, ms]) => `${who} ${ms}`).join(", ")}`);
     await pool.end();
     await gateway.stop("done", { force: true });
   }
