@@ -183,6 +183,8 @@ export class ReplicationStream {
       }
       this.streamingNow = false;
       this.startingSince = undefined;
+      // whatever is still in flight on this stream is not acknowledged on it: the next one replays it
+      this.broken.add(service);
       await service.stop().catch(() => undefined);
       service.removeAllListeners();
       if (!this.live(generation)) break;
@@ -302,7 +304,7 @@ export class ReplicationStream {
 
   private async flush(service: LogicalReplicationService, generation: number): Promise<void> {
     try {
-      while (this.pending.length > 0 && this.live(generation)) {
+      while (this.pending.length > 0 && this.live(generation) && !this.broken.has(service)) {
         const batch: Commit[] = [];
         let count = 0;
         while (this.pending.length > 0 && (batch.length === 0 || count + this.pending[0]!.ids.length <= MAX_IDS_PER_STATEMENT)) {
@@ -353,6 +355,9 @@ export class ReplicationStream {
       this.failed(service, generation, error);
     } finally {
       this.flushing = false;
+      // commits of a newer stream that arrived while this (ended) one was still flushing
+      const current = this.service;
+      if (this.pending.length > 0 && current && current !== service && !this.broken.has(current) && this.live(generation)) this.schedule(current, generation);
     }
   }
 
