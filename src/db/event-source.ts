@@ -43,8 +43,10 @@ export async function ensurePublication(client: pg.ClientBase, name: string): Pr
   try {
     await client.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE realtime.ticket_events WITH (publish = 'insert')`);
   } catch (error) {
-    // two instances starting at once: the other one created it
-    if ((error as { code?: string }).code !== "42710") throw error;
+    // two instances starting at once: the other one created it (duplicate_object, or the
+    // catalog's unique index when both passed the check at the same moment)
+    const code = (error as { code?: string }).code;
+    if (code !== "42710" && code !== "23505") throw error;
   }
 }
 
