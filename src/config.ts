@@ -69,12 +69,13 @@ export interface GatewayConfig {
   /** @default 7 days */
   eventRetentionMs: number;
   /**
-   * How the leader reads committed events (EVENT_SOURCE). `queue`: the unsequenced rows of the
-   * outbox, woken by NOTIFY. `auto` picks `queue`. `replication` (logical replication) is named by
-   * the contract but not built yet: it is refused at start rather than silently replaced.
+   * How the leader reads committed events (EVENT_SOURCE). `replication`: the outbox's inserts
+   * through PostgreSQL logical replication (a publication and a `pgoutput` slot). `queue`: the
+   * leader polls the unsequenced rows every QUEUE_POLL_INTERVAL. `auto`: replication where the
+   * server and role allow it, else queue (resolved and logged at start, src/db/event-source.ts).
    * @default "auto"
    */
-  eventSource: "auto" | "queue";
+  eventSource: EventSourceSetting;
   /** the logical replication slot and publication name reserved for EVENT_SOURCE=replication. @default "realtime_gateway" */
   replicationSlot: string;
   /** how often the leader probes the outbox for committed, unsequenced events (QUEUE_POLL_INTERVAL). @default 10 */
@@ -320,13 +321,14 @@ export function loadConfig(env: Env = {}, options: LoadOptions = {}): GatewayCon
   };
 }
 
-function eventSource(env: Env): "auto" | "queue" {
-  const value = oneOf(env, "EVENT_SOURCE", ["auto", "queue", "replication"] as const, "auto");
-  if (value === "replication") {
-    throw new ConfigError("EVENT_SOURCE", "replication is not available in this version; use queue (or auto, which picks queue)", value);
-  }
-  return value;
+function eventSource(env: Env): EventSourceSetting {
+  return oneOf(env, "EVENT_SOURCE", ["auto", "queue", "replication"] as const, "auto");
 }
+
+/** EVENT_SOURCE as configured; `auto` is resolved against the server at start. */
+export type EventSourceSetting = "auto" | EventSource;
+/** How the leader reads committed events. */
+export type EventSource = "queue" | "replication";
 
 /** A PostgreSQL identifier usable unquoted: lower-case letters, digits and _, at most 63 bytes. */
 function identifier(env: Env, name: string, fallback: string): string {

@@ -181,6 +181,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       io,
       pool: db.pool,
       connectionString: db.url,
+      eventSource: db.eventSource.source,
       redis,
       logger,
       metrics,

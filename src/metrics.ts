@@ -71,6 +71,32 @@ export function createMetrics(instanceId: string) {
       help: "MAX_CONNECTIONS of this instance (0: no cap), so alerts can compare gateway_connections with it",
       registers,
     }),
+    eventSource: new Gauge({
+      name: "gateway_event_source",
+      help: "1 for the event source this instance runs (EVENT_SOURCE resolved at start): replication or queue",
+      labelNames: ["source"] as const,
+      registers,
+    }),
+    replicationSlotLag: new Gauge({
+      name: "gateway_replication_slot_lag_bytes",
+      help: "WAL the replication slot retains beyond what the leader confirmed delivered (pg_current_wal_lsn - confirmed_flush_lsn); on the leader",
+      registers,
+    }),
+    replicationEvents: new Counter({
+      name: "gateway_replication_events_total",
+      help: "Events the leader numbered from the replication stream (the rest came from the queue sweep)",
+      registers,
+    }),
+    replicationVisibilityWaits: new Counter({
+      name: "gateway_replication_visibility_waits_total",
+      help: "Times a replicated commit was not visible yet to the leader's snapshot and was retried a millisecond later",
+      registers,
+    }),
+    replicationRestarts: new Counter({
+      name: "gateway_replication_restarts_total",
+      help: "Times the leader's replication stream ended and was restarted (the queue is polled meanwhile)",
+      registers,
+    }),
     listenerLeader: new Gauge({ name: "gateway_listener_leader", help: "1 while this instance is the elected listener", registers }),
     listenerConnected: new Gauge({
       name: "gateway_listener_connected",

@@ -28,6 +28,8 @@ function pem(type: "rsa" | "ec" | "ed25519", namedCurve = "P-256"): string {
 /** [variable named in the error, the environment (over BASE) that is wrong] */
 const invalid: Array<[string, Record<string, string>]> = [
   ["PORT", { PORT: "http" }],
+  ["EVENT_SOURCE", { EVENT_SOURCE: "logical" }],
+  ["REPLICATION_SLOT", { REPLICATION_SLOT: "Bad-Name" }],
   ["PORT", { PORT: "70000" }],
   ["PORT", { PORT: "-1" }],
   ["PORT", { PORT: "80.5" }],
@@ -102,6 +104,8 @@ describe("configuration", () => {
       SSE_HEARTBEAT_INTERVAL: "30s",
     });
     expect(config.sseHeartbeatIntervalMs).to.equal(30_000);
+    expect(loadConfig(BASE)).to.include({ eventSource: "auto", replicationSlot: "realtime_gateway" });
+    expect(loadConfig({ ...BASE, EVENT_SOURCE: "replication", REPLICATION_SLOT: "rg_2" })).to.include({ eventSource: "replication", replicationSlot: "rg_2" });
     expect(loadConfig({}).sseHeartbeatIntervalMs, "SSE_HEARTBEAT_INTERVAL defaults to 15s").to.equal(15_000);
     expect(config).to.include({ port: 8080, metricsPort: 9464, redisAdapter: "sharded", shutdownGraceMs: 3000, eventRetentionMs: 36 * 3_600_000 });
     expect(config.connectionRatePerIp).to.deep.equal({ points: 5, durationMs: 10_000 });

@@ -5,6 +5,7 @@ import { startCluster } from "./support/cluster.js";
 import { sql } from "./support/db.js";
 import { TEST_JWT_SECRET } from "./support/env.js";
 import { Watcher, allSee } from "./support/presence.js";
+import { forEachEventSource } from "./support/event-sources.js";
 
 async function evictedAtMs(databaseUrl: string, ticketId: string, userId: string): Promise<number> {
   const rows = await sql<{ evicted_at: Date }>(databaseUrl, "SELECT evicted_at FROM realtime.evictions WHERE ticket_id = $1 AND user_id = $2", [ticketId, userId]);
@@ -22,7 +23,7 @@ async function subscribeCode(socket: TestSocket, ticketId: string): Promise<stri
   return ack.ok ? "ok" : ack.error.code;
 }
 
-describe("eviction", () => {
+forEachEventSource(() => describe("eviction", () => {
   it("realtime.evict() removes the user's sockets on every instance within a second, with ticket:revoked", async () => {
     const cluster = await startCluster(2);
     const annA = await connect(cluster.urls[0]!, { sub: "ann" });
@@ -104,4 +105,4 @@ describe("eviction", () => {
       expect(error?.message, JSON.stringify(args)).to.match(message);
     }
   });
-});
+}));

@@ -6,8 +6,9 @@ import { createTestDatabase, sql, waitSequenced } from "./support/db.js";
 import { range, recordHistory } from "./support/history.js";
 import { sample, scrape } from "./support/metrics.js";
 import { spawnGateway, waitExit } from "./support/process.js";
+import { forEachEventSource } from "./support/event-sources.js";
 
-describe("listener failover", () => {
+forEachEventSource(() => describe("listener failover", () => {
   it("exactly one listener leads; SIGKILL it mid-write and another takes over with every seq delivered exactly once", async function () {
     this.timeout(90_000);
     const databaseUrl = await createTestDatabase();
@@ -80,4 +81,4 @@ describe("listener failover", () => {
     await eventually(() => history.delivered.get("h")?.length === 1, "delivery by the new leader", 5000);
     expect((await second.metrics.listenerLeader.get()).values[0]!.value).to.equal(1);
   });
-});
+}));

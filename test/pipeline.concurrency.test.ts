@@ -4,8 +4,9 @@ import { connect, eventually, request } from "./support/client.js";
 import { startCluster } from "./support/cluster.js";
 import { sql, waitSequenced } from "./support/db.js";
 import { range, recordHistory } from "./support/history.js";
+import { forEachEventSource } from "./support/event-sources.js";
 
-describe("PostgreSQL pipeline: concurrent writers", () => {
+forEachEventSource(() => describe("PostgreSQL pipeline: concurrent writers", () => {
   it("20 writers on a few tickets: every subscriber sees exactly seq 1..N per ticket, no gap, duplicate or reordering", async function () {
     this.timeout(60_000);
     const cluster = await startCluster(2);
@@ -52,4 +53,4 @@ describe("PostgreSQL pipeline: concurrent writers", () => {
     const events = await sql<{ n: number }>(cluster.databaseUrl, "SELECT count(*)::int AS n FROM realtime.ticket_events");
     expect(events[0]!.n).to.equal([...heads.values()].reduce((a, b) => a + b, 0));
   });
-});
+}));

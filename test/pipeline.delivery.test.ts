@@ -3,10 +3,11 @@ import type { TicketUpdate } from "../src/protocol.js";
 import { collect, connect, eventually, quietPeriod, request } from "./support/client.js";
 import { startCluster } from "./support/cluster.js";
 import { sql } from "./support/db.js";
+import { forEachEventSource } from "./support/event-sources.js";
 
 const seqs = (updates: TicketUpdate[]) => updates.map((u) => u.seq);
 
-describe("PostgreSQL pipeline: delivery", () => {
+forEachEventSource(() => describe("PostgreSQL pipeline: delivery", () => {
   it("delivers publish_ticket_event to subscribers on every instance, in seq order", async () => {
     const cluster = await startCluster(2);
     const [a, b] = await Promise.all(cluster.urls.map((url, i) => connect(url, { sub: `agent-${i}` })));
@@ -112,4 +113,4 @@ describe("PostgreSQL pipeline: delivery", () => {
     await sql(url, "INSERT INTO t2 (ticket) VALUES (NULL)");
     expect(await sql(url, "SELECT count(*)::int AS n FROM realtime.ticket_events")).to.deep.equal([{ n: 0 }]);
   });
-});
+}));

@@ -6,11 +6,12 @@ import { startCluster } from "./support/cluster.js";
 import { createTestDatabase, sql, waitSequenced } from "./support/db.js";
 import { onCleanup } from "./support/cleanup.js";
 import { range } from "./support/history.js";
+import { forEachEventSource } from "./support/event-sources.js";
 
 const publish = (url: string, ticketId: string, count: number) =>
   sql(url, "SELECT realtime.publish_ticket_event($1, 'bulk', jsonb_build_object('i', i)) FROM generate_series(1, $2) AS i", [ticketId, count]);
 
-describe("recovery with sinceSeq", () => {
+forEachEventSource(() => describe("recovery with sinceSeq", () => {
   it("a client that missed 500 events gets all of them, in order, on resubscribe", async () => {
     const cluster = await startCluster(2);
     const first = await connect(cluster.urls[0]!);
@@ -87,4 +88,4 @@ describe("recovery with sinceSeq", () => {
       expect(result.events.map((u) => u.seq)).to.deep.equal(range(50).slice(i % 50));
     });
   });
-});
+}));

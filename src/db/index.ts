@@ -10,6 +10,7 @@ import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { ResourceStack } from "../lifecycle.js";
 import { startEmbedded, seedDemo } from "./embedded.js";
+import { resolveEventSource, type EventSourceChoice } from "./event-source.js";
 import { createEvictionRegistry, type EvictionRegistry } from "./evictions.js";
 import { migrate } from "./migrate.js";
 import { createPool } from "./pool.js";
@@ -18,6 +19,8 @@ import { collectListenerStats } from "../observability/listener-stats.js";
 export interface Database {
   url: string;
   embedded: boolean;
+  /** how the leader reads committed events (EVENT_SOURCE resolved against this server) */
+  eventSource: EventSourceChoice;
   pool: pg.Pool;
   /** realtime.evictions, cached for the re-subscription rule */
   evictions: EvictionRegistry;
@@ -44,6 +47,7 @@ export async function openDatabase({ config, logger, metrics }: DatabaseOptions)
     }
     if (config.migrateOnStart) await migrate(url, config.pgChannel, logger);
     if (embedded) await seedDemo(url);
+    const eventSource = await resolveEventSource(url, config.eventSource, config.replicationSlot, logger);
     const pool = createPool(url, logger);
     stack.defer("pg pool", () => pool.end());
     collectListenerStats(pool, metrics, logger);
@@ -52,6 +56,7 @@ export async function openDatabase({ config, logger, metrics }: DatabaseOptions)
     return {
       url,
       embedded,
+      eventSource,
       pool,
       evictions,
       async check() {

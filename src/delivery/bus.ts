@@ -26,8 +26,13 @@ export interface BusMessage {
 }
 
 export interface DeliveryBus {
-  /** send to every instance holding these tickets, this one included (synchronously) */
-  publish(updates: TicketUpdate[]): void;
+  /**
+   * Send to every instance holding these tickets, this one included (synchronously). Resolves when
+   * Redis accepted every message, rejects when one failed (the failure is counted and logged
+   * already; callers that do not wait may ignore it): the replication source acknowledges an LSN
+   * only after that.
+   */
+  publish(updates: TicketUpdate[]): Promise<void>;
   publishEvictions(evictions: Eviction[]): void;
   /** this instance now holds subscribers of the ticket (sharded: subscribe its channel); never rejects */
   watch(ticketId: string): Promise<void>;
@@ -42,7 +47,7 @@ const MAX_MESSAGE_CHARS = 256 * 1024;
 
 export function createLocalBus(instanceId: string, handler: BusHandler): DeliveryBus {
   return {
-    publish: (updates) => handler({ origin: instanceId, updates }),
+    publish: async (updates) => handler({ origin: instanceId, updates }),
     publishEvictions: (evictions) => handler({ origin: instanceId, evictions }),
     watch: async () => undefined,
     unwatch: () => undefined,
@@ -67,6 +72,13 @@ export function chunk<T>(items: T[], size: (item: T) => number, max = MAX_MESSAG
   }
   if (current.length > 0) chunks.push(current);
   return chunks;
+}
+
+/** Resolves when every send succeeded, rejects with the first failure (after all have settled). */
+async function settle(sent: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(sent);
+  const failed = results.find((result) => result.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
 }
 
 export interface RedisBusOptions {
@@ -113,20 +125,23 @@ export function createRedisBus({ redis, mode, prefix, instanceId, logger, handle
     redis.sub.on("smessageBuffer", onShardMessage);
   }
 
-  function send(channel: string, key: "updates" | "evictions", items: string[]): void {
+  function send(channel: string, key: "updates" | "evictions", items: string[]): Promise<unknown> {
     // each item is serialized once; the message is assembled around the pieces
     const text = `{"origin":${JSON.stringify(instanceId)},"${key}":[${items.join(",")}]}`;
     const sent = mode === "classic" ? redis.pub.publish(channel, text) : redis.pub.spublish(channel, text);
-    sent.catch((error: unknown) => {
+    return sent.catch((error: unknown) => {
       onPublishError?.();
       log.debug({ err: coerceError(error), channel }, "delivery publish failed; reconciliation repairs it");
+      throw error;
     });
   }
 
-  function fanOut<T extends { ticketId: string }>(items: T[], key: "updates" | "evictions"): void {
+  /** every message is sent at once (pipelined by ioredis); the promise settles when all have */
+  function fanOut<T extends { ticketId: string }>(items: T[], key: "updates" | "evictions"): Promise<void> {
+    const sent: Promise<unknown>[] = [];
     if (mode === "classic") {
-      for (const part of chunk(items.map((item) => JSON.stringify(item)), (text) => text.length)) send(broadcastChannel, key, part);
-      return;
+      for (const part of chunk(items.map((item) => JSON.stringify(item)), (text) => text.length)) sent.push(send(broadcastChannel, key, part));
+      return settle(sent);
     }
     const byTicket = new Map<string, string[]>();
     for (const item of items) {
@@ -136,23 +151,26 @@ export function createRedisBus({ redis, mode, prefix, instanceId, logger, handle
       else byTicket.set(item.ticketId, [text]);
     }
     for (const [ticketId, list] of byTicket) {
-      for (const part of chunk(list, (text) => text.length)) send(ticketChannel(ticketId), key, part);
+      for (const part of chunk(list, (text) => text.length)) sent.push(send(ticketChannel(ticketId), key, part));
     }
+    return settle(sent);
   }
 
   return {
     // Redis first: the other instances start their fan-out while this one writes to its own sockets
     // (a batch of 500 events is thousands of socket writes here, which the others need not wait for)
     publish(updates) {
+      let sent!: Promise<void>;
       try {
-        fanOut(updates, "updates");
+        sent = fanOut(updates, "updates");
       } finally {
         handler({ origin: instanceId, updates });
       }
+      return sent;
     },
     publishEvictions(evictions) {
       try {
-        fanOut(evictions, "evictions");
+        fanOut(evictions, "evictions").catch(() => undefined);
       } finally {
         handler({ origin: instanceId, evictions });
       }

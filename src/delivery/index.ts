@@ -10,7 +10,7 @@
  * `retain` / `attach` / `release` for subscriptions.
  */
 import type pg from "pg";
-import type { GatewayConfig } from "../config.js";
+import type { EventSource, GatewayConfig } from "../config.js";
 import { ClientError, ErrorCode } from "../errors.js";
 import { sleep, withTimeout } from "../lifecycle.js";
 import type { Logger } from "../logger.js";
@@ -36,6 +36,8 @@ export interface DeliveryOptions {
   io: GatewayServer;
   pool: pg.Pool;
   connectionString: string;
+  /** EVENT_SOURCE resolved against the server (src/db/event-source.ts). @default "queue" */
+  eventSource?: EventSource;
   redis: RedisClients | undefined;
   logger: Logger;
   metrics: Metrics;
@@ -111,7 +113,18 @@ export function createDelivery(options: DeliveryOptions) {
 
   const reconciler = createReconciler({ ledger, history, intervalMs: config.reconcileIntervalMs, logger, metrics, applyEvictions });
   const retention = createRetention(config.eventRetentionMs, log, () => leader.poke());
-  const dispatcher = createDispatcher({ bus, retention, logger, metrics });
+  const source = options.eventSource ?? "queue";
+  metrics.eventSource.set({ source: "replication" }, source === "replication" ? 1 : 0);
+  metrics.eventSource.set({ source: "queue" }, source === "queue" ? 1 : 0);
+  const dispatcher = createDispatcher({
+    bus,
+    retention,
+    logger,
+    metrics,
+    source,
+    connectionString: options.connectionString,
+    slot: config.replicationSlot,
+  });
   const leader = new Leader({
     connectionString: options.connectionString,
     channel: config.pgChannel,

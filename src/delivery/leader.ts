@@ -33,6 +33,10 @@ export interface LeaderDuties {
   run(session: pg.Client): Promise<void>;
   /** a notification payload that is not the constant wake-up (the MVP's raw NOTIFY, evictions) */
   notified(payload: string): void;
+  /** the lease was won on this session (the replication source starts streaming) */
+  elected?(session: pg.Client): void;
+  /** the lease was lost or given up (the replication source stops) */
+  deposed?(): Promise<void>;
 }
 
 export interface LeaderOptions {
@@ -68,6 +72,8 @@ export class Leader {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private dirty = true;
+  /** the duties' stop after the lease was lost (awaited before the session is closed on stop) */
+  private deposing: Promise<void> | undefined;
   private renewedAt = 0;
   private readonly pollMs: number;
   private readonly log: Logger;
@@ -153,6 +159,7 @@ export class Leader {
     this.dirty = true;
     this.options.metrics.listenerLeader.set(1);
     this.log.info({ channel: this.options.channel, leaseMs: this.options.leaseMs }, "elected listener leader");
+    this.options.duties.elected?.(session);
   }
 
   private async renewIfDue(session: pg.Client): Promise<void> {
@@ -183,14 +190,17 @@ export class Leader {
     this.leading = false;
     this.options.metrics.listenerLeader.set(0);
     this.log.info({ reason }, "listener leadership lost");
+    this.deposing = this.options.duties.deposed?.().catch(() => undefined);
   }
 
   private async resign(session: pg.Client): Promise<void> {
     if (this.leading) {
+      // the duties stop first (the replication stream frees its slot), then the role is given up
+      this.abdicate("stopping");
+      await this.deposing;
       await session.query("DELETE FROM realtime.leader WHERE pid = pg_backend_pid()").catch(() => undefined);
       await session.query("UNLISTEN *").catch(() => undefined);
       await session.query("SELECT pg_advisory_unlock($1)", [LEADER_LOCK]).catch(() => undefined);
-      this.abdicate("stopping");
     }
     this.options.metrics.listenerConnected.set(0);
     await session.end().catch(() => undefined);

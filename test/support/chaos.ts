@@ -15,6 +15,7 @@ import { onCleanup } from "./cleanup.js";
 import { eventually, token } from "./client.js";
 import { clusterEnv, randomPrefix } from "./cluster.js";
 import { createTestDatabase, sql, waitSequenced } from "./db.js";
+import { currentEventSource } from "./event-sources.js";
 import { sample, scrape } from "./metrics.js";
 import { startPostgresServer, type PostgresServer } from "./postgres-server.js";
 import { spawnGateway, type GatewayProcess } from "./process.js";
@@ -131,7 +132,8 @@ export async function startChaos(options: ChaosOptions): Promise<Chaos> {
   let postgres: PostgresServer | undefined;
   let databaseUrl: string;
   if (options.privatePostgres) {
-    postgres = await startPostgresServer();
+    // the replication source needs wal_level=logical
+    postgres = await startPostgresServer(currentEventSource() === "replication" ? { flags: ["-c", "wal_level=logical"] } : {});
     databaseUrl = postgres.url;
     await migrate(databaseUrl, "ticket_updates", silentLogger);
   } else {

@@ -9,6 +9,7 @@ import { createLogger } from "../../src/logger.js";
 import { onCleanup, track } from "./cleanup.js";
 import { createTestDatabase } from "./db.js";
 import { TEST_JWT_SECRET, TEST_LOG_LEVEL, TEST_REDIS_URL } from "./env.js";
+import { eventSourceEnv } from "./event-sources.js";
 import { sharedRedisCluster } from "./redis-cluster.js";
 
 /** "redis-cluster": the sharded adapter on a real Redis Cluster (the shared one unless `redisUrl`) */
@@ -52,6 +53,7 @@ export function clusterEnv(options: { mode: ClusterMode; databaseUrl: string; pr
     REDIS_PREFIX: options.prefix,
     MAX_CONNECTIONS_PER_IP: "0",
     CONNECTION_RATE_PER_IP: "0",
+    ...eventSourceEnv(options.databaseUrl),
     ...redisEnv(options.mode, options.redisUrl),
     ...options.env,
   };

@@ -1,6 +1,7 @@
 /** Root hooks: cleanups after every test, and a leak check that fails the run when one is found. */
 import { leaked, runCleanups } from "./cleanup.js";
 import { dropTestDatabases } from "./db.js";
+import { stopLogicalPostgres } from "./logical-postgres.js";
 import { stopSharedRedisCluster } from "./redis-cluster.js";
 
 export const mochaHooks = {
@@ -14,5 +15,6 @@ export const mochaHooks = {
   async afterAll() {
     await dropTestDatabases();
     await stopSharedRedisCluster();
+    await stopLogicalPostgres();
   },
 };

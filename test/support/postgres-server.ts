@@ -15,10 +15,19 @@ export interface PostgresServer {
   url: string;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** stop and remove the data directory (a shared server, at the end of the run) */
+  destroy(): Promise<void>;
 }
 
+export interface PostgresServerOptions {
+  /** extra `postgres -c` flags */
+  flags?: string[];
+  /** stopped and removed after the current test (default); false: the caller destroys it */
+  perTest?: boolean;
+}
 
-export async function startPostgresServer(): Promise<PostgresServer> {
+export async function startPostgresServer(options: PostgresServerOptions = {}): Promise<PostgresServer> {
+  const perTest = options.perTest ?? true;
   const dir = await mkdtemp(join(tmpdir(), "rg-pg-"));
   // when the tests run as root, PostgreSQL runs as an unprivileged user that must reach the folder
   await chmod(dir, 0o755);
@@ -34,7 +43,7 @@ export async function startPostgresServer(): Promise<PostgresServer> {
     password: "postgres",
     persistent: true,
     createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", ...(options.flags ?? [])],
     onLog: () => undefined,
     onError: () => undefined,
   });
@@ -46,7 +55,7 @@ export async function startPostgresServer(): Promise<PostgresServer> {
     async start() {
       await server.start();
       running = true;
-      untrack = track(`postgres ${port}`);
+      if (perTest) untrack = track(`postgres ${port}`);
     },
     async stop() {
       if (!running) return;
@@ -54,11 +63,12 @@ export async function startPostgresServer(): Promise<PostgresServer> {
       running = false;
       untrack?.();
     },
+    async destroy() {
+      await handle.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
   };
-  onCleanup(`postgres ${port}`, async () => {
-    await handle.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
+  if (perTest) onCleanup(`postgres ${port}`, () => handle.destroy());
   await handle.start();
   return handle;
 }
