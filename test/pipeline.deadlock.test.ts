@@ -3,6 +3,7 @@ import pg from "pg";
 import { connect, eventually, request } from "./support/client.js";
 import { startCluster } from "./support/cluster.js";
 import { createTestDatabase, sql, waitSequenced } from "./support/db.js";
+import { forEachEventSource } from "./support/event-sources.js";
 import { range, recordHistory } from "./support/history.js";
 
 /** Where the pipeline under test reads from: a migrated database and the gateways' extra environment. */
@@ -142,9 +143,9 @@ export async function multiTicketTransactions({ databaseUrl, env }: PipelineTarg
   }
 }
 
-describe("PostgreSQL pipeline: multi-ticket transactions", () => {
+forEachEventSource(() => describe("PostgreSQL pipeline: multi-ticket transactions", () => {
   it("transactions that publish to several tickets in different orders never deadlock, and every stock client sees exactly the committed seqs", async function () {
     this.timeout(120_000);
     await multiTicketTransactions({ databaseUrl: await createTestDatabase(), env: {} });
   });
-});
+}));

@@ -27,7 +27,11 @@ import { ReplicationStream } from "./replication.js";
 import type { Retention } from "./retention.js";
 import { toUpdate, type EventRow } from "./rows.js";
 
-const SEQUENCE_SQL = `
+/** The idle poll: one probe of the queue's partial index. */
+export const PROBE_SQL = "SELECT 1 FROM realtime.ticket_events WHERE seq IS NULL LIMIT 1";
+
+/** The queue source's batch (and the replication source's safety sweep). Exported for its plan test. */
+export const SEQUENCE_SQL = `
 WITH fence AS (
   UPDATE realtime.leader SET renewed_at = clock_timestamp() WHERE pid = pg_backend_pid() RETURNING 1
 ), picked AS (
@@ -187,7 +191,7 @@ export function createDispatcher({ bus, retention, logger, metrics, source = "qu
 
   /** A read-only look at the queue: the idle poll costs one index probe, not a write. */
   async function pending(session: pg.Client): Promise<boolean> {
-    const { rows } = await session.query("SELECT 1 FROM realtime.ticket_events WHERE seq IS NULL LIMIT 1");
+    const { rows } = await session.query(PROBE_SQL);
     return rows.length > 0;
   }
 
