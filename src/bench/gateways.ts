@@ -32,17 +32,27 @@ async function started(proc: OwnedProcess, test: (record: Record<string, unknown
   return JSON.parse(line) as Record<string, unknown>;
 }
 
+/**
+ * node flags for a profiled child: its CPU profile lands in `dir`, named after the child, and a
+ * SIGUSR2 writes a heap snapshot there (`kill -USR2 PID` once the clients are connected)
+ */
+function profileArgs(dir: string | undefined, name: string): string[] {
+  return dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`, "--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${dir}`] : [];
+}
+
 export interface GatewayEnv {
   databaseUrl: string;
   redisUrl: string;
   jwtSecret: string;
   redisPrefix: string;
   extra?: Record<string, string>;
+  /** --cpu-prof DIR */
+  cpuProf?: string;
 }
 
 export async function startGateway(index: number, env: GatewayEnv): Promise<Instance> {
   const name = `gateway-${index + 1}`;
-  const proc = spawnOwned(name, process.execPath, [...nodeArgs(), CLI, "serve"], {
+  const proc = spawnOwned(name, process.execPath, [...nodeArgs(), ...profileArgs(env.cpuProf, name), CLI, "serve"], {
     env: {
       ...baseEnv(),
       PORT: "0",
@@ -75,9 +85,9 @@ export async function startGateway(index: number, env: GatewayEnv): Promise<Inst
   }
 }
 
-export async function startBare(index: number, redisUrl: string, prefix: string): Promise<Instance> {
+export async function startBare(index: number, redisUrl: string, prefix: string, cpuProf?: string): Promise<Instance> {
   const name = `bare-${index + 1}`;
-  const proc = spawnOwned(name, process.execPath, [...nodeArgs(), BARE], {
+  const proc = spawnOwned(name, process.execPath, [...nodeArgs(), ...profileArgs(cpuProf, name), BARE], {
     env: { ...baseEnv(), PORT: "0", REDIS_URL: redisUrl, REDIS_PREFIX: prefix },
   });
   try {

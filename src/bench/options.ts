@@ -35,6 +35,8 @@ export interface BenchOptions {
   databaseUrl?: string;
   jwtSecret?: string;
   out?: string;
+  /** write a V8 CPU profile of every gateway and bare server into this directory (node --cpu-prof) */
+  cpuProf?: string;
   quiet: boolean;
   json: boolean;
   prices: string;
@@ -82,6 +84,7 @@ export const USAGE = `usage: realtime-gateway bench [--scenario steady|ramp|hot|
   --database-url URL     its PostgreSQL (with --url); JWT_SECRET or --jwt-secret signs the tokens
   --no-bare              skip the bare Socket.IO baseline   --no-gateway  run only the baseline
   --out DIR              write result.json and chart.svg
+  --cpu-prof DIR         write a CPU profile (.cpuprofile) of each gateway and bare server into DIR
   --quiet                no progress output; --json prints the JSON result instead of the table
 `;
 
@@ -129,6 +132,7 @@ export function parseBenchArgs(args: string[], env: NodeJS.ProcessEnv = process.
       "no-bare": { type: "boolean", default: false },
       "no-gateway": { type: "boolean", default: false },
       out: { type: "string" },
+      "cpu-prof": { type: "string" },
       prices: { type: "string" },
       "model-rate": { type: "string" },
       quiet: { type: "boolean", default: false },
@@ -173,6 +177,7 @@ export function parseBenchArgs(args: string[], env: NodeJS.ProcessEnv = process.
     databaseUrl,
     jwtSecret,
     out: values.out,
+    cpuProf: values["cpu-prof"],
     quiet: values.quiet!,
     json: values.json!,
     prices: values.prices ?? `${PACKAGE_ROOT}/bench/prices.json`,

@@ -72,7 +72,7 @@ export async function runBench(options: BenchOptions, stack: CleanupStack, progr
     await migrateDatabase(databaseUrl);
   }
 
-  const gatewayEnv = { databaseUrl: databaseUrl!, redisUrl, jwtSecret: secret, redisPrefix: `bench-${run}` };
+  const gatewayEnv = { databaseUrl: databaseUrl!, redisUrl, jwtSecret: secret, redisPrefix: `bench-${run}`, cpuProf: options.cpuProf };
   const startGateways = async (): Promise<Instance[]> => {
     progress.phase(`starting ${options.instances} gateway instance(s)`);
     const instances = await Promise.all(Array.from({ length: options.instances }, (_, i) => startGateway(i, gatewayEnv)));
@@ -139,7 +139,7 @@ export async function runBench(options: BenchOptions, stack: CleanupStack, progr
 
   if (options.bare) {
     progress.phase(`starting ${options.instances} bare Socket.IO + redis-adapter server(s)`);
-    const bare = await Promise.all(Array.from({ length: options.instances }, (_, i) => startBare(i, redisUrl, `bench-bare-${run}`)));
+    const bare = await Promise.all(Array.from({ length: options.instances }, (_, i) => startBare(i, redisUrl, `bench-bare-${run}`, options.cpuProf)));
     for (const instance of bare) {
       stack.defer(instance.name, () => instance.proc.stop("SIGTERM", 5000));
       meter.watch({ name: instance.name, role: "bare", pid: instance.proc.pid });

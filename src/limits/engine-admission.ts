@@ -83,6 +83,15 @@ export class EngineAdmission {
 
   constructor(private readonly options: EngineAdmissionOptions) {
     this.logger = options.logger.child({ scope: "admission" });
+    const sessions = this.sessions;
+    const release = (record: SessionRecord) => this.release(record);
+    this.sessionClosed = function (this: EngineSocket) {
+      const record = sessions.get(this);
+      if (!record) return;
+      sessions.delete(this);
+      clearTimeout(record.timer);
+      release(record);
+    };
   }
 
   /** the engine.io `allowRequest` option */
@@ -139,11 +148,7 @@ export class EngineAdmission {
     const record = entry.record;
     record.conn = conn;
     this.sessions.set(conn, record);
-    conn.once("close", () => {
-      this.sessions.delete(conn);
-      clearTimeout(record.timer);
-      this.release(record);
-    });
+    conn.once("close", this.sessionClosed);
     if (record.refusal) {
       this.tell(record, conn, record.refusal);
       return;
@@ -153,8 +158,14 @@ export class EngineAdmission {
     record.timer = setTimeout(() => {
       if (!record.socket && !record.joinedOther) conn.close(true);
     }, this.options.config.handshakeTimeoutMs);
-    watchOutput(conn, this.options.config.maxBufferedBytesPerSocket, (buffered) => this.dropSlowConsumer(record, buffered));
+    watchOutput(conn, this.options.config.maxBufferedBytesPerSocket, record, this.overflowed);
   };
+
+  /** one close listener for every session (engine.io calls it with the session as `this`) */
+  private readonly sessionClosed: (this: EngineSocket) => void;
+
+  /** one slow-consumer callback for every session (see watchOutput) */
+  private readonly overflowed = (record: SessionRecord, buffered: number): void => this.dropSlowConsumer(record, buffered);
 
   /** the record of an engine session (for the namespace handshake) */
   sessionOf(conn: EngineSocket): EngineSession | undefined {
