@@ -33,7 +33,7 @@ export interface RedisPresenceStore extends PresenceStore {
   sweep(): Promise<void>;
 }
 
-type Reply = [number, number, number, ...string[]];
+type Reply = [number, number, number, number, ...string[]];
 type Scripted = RedisConnection & Record<string, (...args: Array<string | number>) => Promise<unknown>>;
 
 const COMMANDS = {
@@ -45,14 +45,14 @@ const COMMANDS = {
 };
 
 function parse(reply: unknown): PresenceChange & { extra: number } {
-  const [changed, rev, extra, ...encoded] = reply as Reply;
+  const [changed, rev, extra, remote, ...encoded] = reply as Reply;
   const viewers = encoded
     .map((text) => {
       const [userId, name, role] = JSON.parse(text) as [string, string, string];
       return { userId, name, role };
     })
     .sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
-  return { viewers, rev: Number(rev), changed: changed === 1, extra: Number(extra) };
+  return { viewers, rev: Number(rev), changed: changed === 1, remote: Number(remote) !== 0, extra: Number(extra) };
 }
 
 export function createRedisPresence(options: RedisPresenceOptions): RedisPresenceStore {
@@ -180,7 +180,7 @@ export function createRedisPresence(options: RedisPresenceOptions): RedisPresenc
       if (sockets?.size === 0) local.delete(ticketId);
       return track(
         failing(async () => {
-          const { extra: _, ...change } = parse(await batch.call("rgPresenceLeave", [ticketKey(ticketId), instances, rev, mine, socketId, ticketId, last ? "1" : "0"]));
+          const { extra: _, ...change } = parse(await batch.call("rgPresenceLeave", [ticketKey(ticketId), instances, rev, mine, socketId, ticketId, last ? "1" : "0", instanceId]));
           return change;
         }),
       );

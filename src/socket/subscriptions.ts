@@ -16,10 +16,11 @@ export function viewerOf(socket: GatewaySocket): Viewer {
 
 /**
  * Send the room its new viewer list; every instance may call it, `rev` orders the lists. `except`:
- * a subscriber whose ack carries this very list (and its rev) needs no copy of its own.
+ * a subscriber whose ack carries this very list (and its rev) needs no copy of its own. `local`:
+ * only this instance's sockets can be in the room (see PresenceChange.remote).
  */
-export function announcePresence(ctx: SocketContext, ticketId: string, snapshot: PresenceSnapshot, except?: string): void {
-  const room = ctx.io.to(ticketRoom(ticketId));
+export function announcePresence(ctx: SocketContext, ticketId: string, snapshot: PresenceSnapshot, except?: string, local = false): void {
+  const room = (local ? ctx.io.local : ctx.io).to(ticketRoom(ticketId));
   (except === undefined ? room : room.except(except)).emit("ticket:presence", { ticketId, viewers: snapshot.viewers, rev: snapshot.rev });
 }
 
@@ -31,7 +32,8 @@ export function watchPresence(ctx: SocketContext): void {
 async function applyChange(ctx: SocketContext, ticketId: string, change: Promise<PresenceChange>, except?: string): Promise<PresenceSnapshot> {
   try {
     const result = await change;
-    if (result.changed) announcePresence(ctx, ticketId, result, except);
+    // no other instance holds a viewer of the ticket: a local emit, no Redis publish
+    if (result.changed) announcePresence(ctx, ticketId, result, except, result.remote === false);
     return result;
   } catch (error) {
     // presence is advisory: its outage must not fail a subscription
