@@ -71,6 +71,21 @@ export interface EngineAdmissionOptions {
   precheck?(req: IncomingMessage): string | undefined;
 }
 
+/** A session's slot: the per-IP lease and one of this instance's MAX_CONNECTIONS, released once. */
+class HeldLease implements Lease {
+  private released = false;
+  constructor(
+    private readonly slot: Lease,
+    private readonly onRelease: () => void,
+  ) {}
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.slot.release();
+    this.onRelease();
+  }
+}
+
 export class EngineAdmission {
   /** sessions holding a slot of this instance, including handshakes still in flight */
   private held = 0;
@@ -164,6 +179,9 @@ export class EngineAdmission {
   /** one close listener for every session (engine.io calls it with the session as `this`) */
   private readonly sessionClosed: (this: EngineSocket) => void;
 
+  /** a held lease gives its instance slot back through this (one function, not one per lease) */
+  private readonly releaseHeld = (): void => this.setHeld(this.held - 1);
+
   /** one slow-consumer callback for every session (see watchOutput) */
   private readonly overflowed = (record: SessionRecord, buffered: number): void => this.dropSlowConsumer(record, buffered);
 
@@ -228,16 +246,7 @@ export class EngineAdmission {
       if (error instanceof HandshakeError) return { refusal: error };
       throw error;
     }
-    let released = false;
-    const lease: Lease = {
-      release: () => {
-        if (released) return;
-        released = true;
-        slot.release();
-        this.setHeld(this.held - 1);
-      },
-    };
-    return { lease };
+    return { lease: new HeldLease(slot, this.releaseHeld) };
   }
 
   /** Hold the admitted request until its engine socket exists; a handshake that dies first gives its slot back. */
