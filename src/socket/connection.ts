@@ -26,6 +26,9 @@ export function createConnectionHandler(ctx: SocketContext): (socket: GatewaySoc
   }
   function onDisconnect(this: GatewaySocket, reason: string): void {
     const socket = this;
+    // a client that left "/" (a CONNECT-less DISCONNECT packet) and no other namespace: close the
+    // session now, so its slot is free and a packet it sends next is not dropped in silence
+    if (reason === "client namespace disconnect" && (socket.client as unknown as { sockets: Map<string, unknown> }).sockets.size === 0) socket.conn.close();
     ctx.metrics.connections.dec();
     disarmExpiry(socket);
     ctx.eventLimiter.forget(socket.id);
