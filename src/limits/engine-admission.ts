@@ -27,7 +27,7 @@ import { clientIp, limitKey } from "../socket/client-ip.js";
 import type { GatewaySocket } from "../socket/context.js";
 import type { ConnectionLimiter, Lease } from "./types.js";
 import { dropSlowConsumer, respondRefusal } from "./engine-responses.js";
-import { watchOutput } from "./slow-consumer.js";
+import { stopWatching, watchOutput } from "./slow-consumer.js";
 
 export type EngineSocket = GatewaySocket["conn"];
 
@@ -101,6 +101,7 @@ export class EngineAdmission {
     const sessions = this.sessions;
     const release = (record: SessionRecord) => this.release(record);
     this.sessionClosed = function (this: EngineSocket) {
+      stopWatching(this);
       const record = sessions.get(this);
       if (!record) return;
       sessions.delete(this);
@@ -163,7 +164,8 @@ export class EngineAdmission {
     const record = entry.record;
     record.conn = conn;
     this.sessions.set(conn, record);
-    conn.once("close", this.sessionClosed);
+    // `on`, not `once` (engine.io emits close once): no wrapper per session
+    conn.on("close", this.sessionClosed);
     if (record.refusal) {
       this.tell(record, conn, record.refusal);
       return;

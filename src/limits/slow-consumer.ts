@@ -111,18 +111,19 @@ function onFlush(this: Watched): void {
   const watch = this[WATCH];
   if (watch) watch.queued = 0;
 }
-function onClose(this: Watched): void {
-  this[WATCH]?.close();
+/** the session closed: no more checks (called by the session's owner from its own close listener) */
+export function stopWatching(conn: EngineSocket): void {
+  (conn as Watched)[WATCH]?.close();
 }
 
 /**
  * Call `onOverflow(owner, buffered)` once when the session is a slow consumer for `limit` (0: never).
- * Pass one `onOverflow` for every session (and the session's record as `owner`), not a closure each.
+ * Pass one `onOverflow` for every session (and the session's record as `owner`), not a closure each;
+ * call `stopWatching` when the session closes.
  */
 export function watchOutput<T>(conn: EngineSocket, limit: number, owner: T, onOverflow: (owner: T, buffered: number) => void): void {
   if (limit <= 0) return;
   (conn as Watched)[WATCH] = new OutputWatch<T>(conn, limit, owner, onOverflow) as OutputWatch<unknown>;
   conn.on("packetCreate", onPacketCreate);
   conn.on("flush", onFlush);
-  conn.once("close", onClose);
 }

@@ -12,17 +12,28 @@ import { releaseSubscriptions, subscribe, unsubscribe } from "./subscriptions.js
 import { relayTyping } from "./typing.js";
 import { userRoom } from "../protocol.js";
 
-const KNOWN_EVENTS = new Set(["ticket:subscribe", "ticket:unsubscribe", "ticket:typing", "auth:refresh"]);
-
 /** The `io.on("connection")` listener of one gateway. */
 export function createConnectionHandler(ctx: SocketContext): (socket: GatewaySocket) => void {
   const onSubscribe = guard(ctx, "ticket:subscribe", subscribeSchema, (socket, req, respond) => subscribe(ctx, socket, req.ticketId, req.sinceSeq, respond));
   const onUnsubscribe = guard(ctx, "ticket:unsubscribe", unsubscribeSchema, (socket, req) => unsubscribe(ctx, socket, req.ticketId));
   const onTyping = guard(ctx, "ticket:typing", typingSchema, (socket, req) => relayTyping(ctx, socket, req.ticketId, req.typing));
   const onRefresh = guard(ctx, "auth:refresh", refreshSchema, (socket, req) => refresh(ctx, socket, req.token));
+  const handlers = new Map<unknown, (this: GatewaySocket, ...args: unknown[]) => Promise<void>>([
+    ["ticket:subscribe", onSubscribe],
+    ["ticket:unsubscribe", onUnsubscribe],
+    ["ticket:typing", onTyping],
+    ["auth:refresh", onRefresh],
+  ]);
+  /**
+   * Every client event arrives here (one catch-all listener, not one listener per event name on
+   * each socket: fewer keys in each socket's listener table). A packet that Socket.IO hands over
+   * after the socket disconnected is dropped, as its own dispatch does.
+   */
   function onAny(this: GatewaySocket, event: unknown, ...args: unknown[]): void {
-    if (typeof event === "string" && KNOWN_EVENTS.has(event)) return;
-    void rejectUnknownEvent(ctx, this, event, args);
+    if (!this.connected) return;
+    const handler = handlers.get(event);
+    if (handler) void handler.apply(this, args);
+    else void rejectUnknownEvent(ctx, this, event, args);
   }
   function onDisconnect(this: GatewaySocket, reason: string): void {
     const socket = this;
@@ -45,10 +56,6 @@ export function createConnectionHandler(ctx: SocketContext): (socket: GatewaySoc
     (socket.conn as unknown as { request: unknown }).request = null;
     void socket.join(userRoom(socket.data.claims.sub));
     armExpiry(socket);
-    socket.on("ticket:subscribe", onSubscribe);
-    socket.on("ticket:unsubscribe", onUnsubscribe);
-    socket.on("ticket:typing", onTyping);
-    socket.on("auth:refresh", onRefresh);
     socket.onAny(onAny);
     socket.on("disconnect", onDisconnect);
   };
