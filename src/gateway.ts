@@ -23,7 +23,7 @@ import { createMetrics, type Metrics } from "./metrics.js";
 import { createPresence } from "./presence/index.js";
 import { createRedisClients, redisAdapter, type RedisClients } from "./redis.js";
 import { createLiveness } from "./cluster/liveness.js";
-import { onConnection } from "./socket/connection.js";
+import { createConnectionHandler } from "./socket/connection.js";
 import type { SocketContext } from "./socket/context.js";
 import type { GatewayServer } from "./io-types.js";
 import { createDelivery, type Delivery } from "./delivery/index.js";
@@ -222,7 +222,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     };
     watchPresence(context);
     io.use(handshakeMiddleware(context));
-    io.on("connection", (socket) => onConnection(context, socket));
+    io.on("connection", createConnectionHandler(context));
     io.on("ticket:evict", (ticketId, userId, reason) => evictHere(ticketId, userId, reason));
 
     const httpOptions: HttpAppOptions = { sse: streams.handler };

@@ -22,11 +22,12 @@ export interface SocketState extends SocketData {
   expiryTimer?: NodeJS.Timeout;
   /** rate-limited events in a row (src/socket/event-guard.ts) */
   floodStrikes: number;
-  typing: SocketTyping;
+  /** created by the socket's first ticket:typing (most sockets never type) */
+  typing?: SocketTyping;
 }
 
 export function newSocketState(data: SocketData): SocketState {
-  return { ...data, floodStrikes: 0, typing: { tickets: new Map(), windowStart: 0, starts: 0 } };
+  return { claims: data.claims, ip: data.ip, tickets: data.tickets, expiryTimer: undefined, floodStrikes: 0, typing: undefined };
 }
 
 export type GatewayServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketState>;

@@ -16,7 +16,7 @@ describe("bench options", () => {
   it("--cpu-prof DIR profiles each gateway and bare server into an absolute directory", () => {
     expect(parseBenchArgs([], {}).cpuProf).to.equal(undefined);
     expect(parseBenchArgs(["--cpu-prof", "prof"], {}).cpuProf).to.equal(resolve("prof"));
-    expect(profileArgs("gateway-1", "/tmp/p")).to.deep.equal(["--cpu-prof", "--cpu-prof-dir", "/tmp/p", "--cpu-prof-name", "gateway-1.cpuprofile"]);
+    expect(profileArgs("gateway-1", "/tmp/p")).to.deep.equal(["--cpu-prof", "--cpu-prof-dir=/tmp/p", "--cpu-prof-name=gateway-1.cpuprofile", "--heapsnapshot-signal=SIGUSR2", "--diagnostic-dir=/tmp/p"]);
     expect(profileArgs("gateway-1", undefined)).to.deep.equal([]);
   });
 

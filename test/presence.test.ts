@@ -46,6 +46,20 @@ for (const mode of ["classic", "sharded", "single", "redis-cluster"] as ClusterM
       expect(bob.events.length, "an unsubscribed socket hears no presence").to.equal(bobSeen);
     });
 
+    it("viewers subscribing at once on both instances all end with the full list (a change only this instance's sockets can see is not published)", async () => {
+      const cluster = await startCluster(n, { mode });
+      const users = ["u1", "u2", "u3", "u4", "u5", "u6"];
+      const watchers = await Promise.all(users.map(async (sub, i) => new Watcher(await connect(cluster.urls[i % n]!, { sub }), "T9", sub)));
+      await Promise.all(watchers.map((w) => w.subscribe()));
+      await allSee(watchers, users, "six concurrent subscribes");
+      // the first viewer of a ticket on an instance alone: later subscribers elsewhere still see it
+      const late = new Watcher(await connect(cluster.urls[n - 1]!, { sub: "u7" }), "T9", "u7");
+      await late.subscribe();
+      await allSee([...watchers, late], [...users, "u7"], "a late subscriber");
+      watchers[0]!.socket.disconnect();
+      await allSee([...watchers.slice(1), late], [...users.slice(1), "u7"], "u1 left");
+    });
+
     it("keeps tickets apart and answers a repeated subscribe with the current viewers", async () => {
       const cluster = await startCluster(n, { mode });
       const a = await connect(cluster.urls[0]!, { sub: "ann" });

@@ -2,7 +2,7 @@
  * JWT verification (jose): an HS256 secret, a PEM public key (RS256/ES256/EdDSA) or a JWKS URL.
  * `exp` is required and enforced; `iss`/`aud` are checked when configured.
  */
-import { createPublicKey, type KeyObject } from "node:crypto";
+import { createHmac, createPublicKey, createSecretKey, timingSafeEqual, type KeyObject } from "node:crypto";
 import { createRemoteJWKSet, errors, jwtVerify, SignJWT, type JWTVerifyGetKey } from "jose";
 import { z } from "zod";
 import type { JwtConfig } from "../config.js";
@@ -45,6 +45,64 @@ const claimsSchema = z.object({
   iat: z.number().optional(),
 });
 
+/** the protected header members a fast-path token may carry; anything else goes through jose */
+const PLAIN_HEADER = new Set(["alg", "typ", "kid"]);
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+/** base64url without padding: a length of 4n + 1 is not an encoding jose would accept */
+const wellFormed = (part: string) => part.length % 4 !== 1 && BASE64URL.test(part);
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+function decodeJson(part: string): unknown {
+  try {
+    return JSON.parse(utf8.decode(Buffer.from(part, "base64url")));
+  } catch {
+    return undefined;
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * HS256 without WebCrypto: jose verifies through crypto.subtle, an async job per token that cost
+ * ~0.5 ms of the event loop per handshake here (half a bare Socket.IO connect). This path only ever
+ * *accepts*: a token whose header is plain (alg HS256, typ, kid), whose signature is the canonical
+ * HMAC of its first two parts and whose claims pass the checks jose would make with our options
+ * (exp and sub present, exp in the future, nbf reached, iat/nbf/exp numbers, iss and aud when
+ * configured). Every other token, and every rejection, goes to jose, which gives the answer and its
+ * reason as before.
+ */
+function hs256FastPath(secret: KeyObject, config: JwtConfig): (token: string) => Record<string, unknown> | undefined {
+  const audiences = config.audience === undefined ? undefined : [config.audience].flat();
+  const issuers = config.issuer === undefined ? undefined : [config.issuer].flat();
+  return (token) => {
+    const first = token.indexOf(".");
+    const second = token.indexOf(".", first + 1);
+    if (first <= 0 || second <= first + 1 || token.indexOf(".", second + 1) !== -1) return undefined;
+    const header = token.slice(0, first);
+    const body = token.slice(first + 1, second);
+    const signature = token.slice(second + 1);
+    if (!wellFormed(header) || !wellFormed(body) || !wellFormed(signature)) return undefined;
+    const expected = createHmac("sha256", secret).update(token.slice(0, second)).digest("base64url");
+    if (expected.length !== signature.length || !timingSafeEqual(Buffer.from(expected), Buffer.from(signature))) return undefined;
+    const protectedHeader = decodeJson(header);
+    if (!isObject(protectedHeader) || protectedHeader.alg !== "HS256") return undefined;
+    for (const name of Object.keys(protectedHeader)) if (!PLAIN_HEADER.has(name)) return undefined;
+    const claims = decodeJson(body);
+    if (!isObject(claims)) return undefined;
+    const now = Math.floor(Date.now() / 1000);
+    const { exp, nbf, iat, iss, aud } = claims;
+    if (typeof exp !== "number" || !Number.isFinite(exp) || exp <= now) return undefined;
+    if (!Object.hasOwn(claims, "sub")) return undefined;
+    if (nbf !== undefined && (typeof nbf !== "number" || nbf > now)) return undefined;
+    if (iat !== undefined && typeof iat !== "number") return undefined;
+    if (issuers && !issuers.includes(iss as string)) return undefined;
+    if (audiences && !(typeof aud === "string" ? audiences.includes(aud) : Array.isArray(aud) && audiences.some((a) => aud.includes(a)))) return undefined;
+    return claims;
+  };
+}
+
 function keyFor(config: JwtConfig): { key: Uint8Array | KeyObject | JWTVerifyGetKey; algorithms: string[] } {
   if (config.secret !== undefined) return { key: new TextEncoder().encode(config.secret), algorithms: ["HS256"] };
   if (config.publicKey !== undefined) {
@@ -62,21 +120,25 @@ function keyFor(config: JwtConfig): { key: Uint8Array | KeyObject | JWTVerifyGet
   throw new Error("no JWT key configured");
 }
 
-export function createTokenVerifier(config: JwtConfig): TokenVerifier {
+/** `fastPath: false` verifies every token through jose (the reference the tests compare against) */
+export function createTokenVerifier(config: JwtConfig, { fastPath = true }: { fastPath?: boolean } = {}): TokenVerifier {
   const { key, algorithms } = keyFor(config);
+  const fast = fastPath && config.secret !== undefined ? hs256FastPath(createSecretKey(Buffer.from(config.secret, "utf8")), config) : undefined;
   return {
     async verify(token) {
       if (typeof token !== "string" || token.length === 0) throw new InvalidTokenError("missing token");
       if (token.length > MAX_TOKEN_LENGTH) throw new InvalidTokenError("token too long");
-      let payload: unknown;
-      try {
-        const options = { algorithms, issuer: config.issuer, audience: config.audience, requiredClaims: ["exp", "sub"] };
-        // jose overloads differ for a key and a key-resolving function; both are valid here
-        const result =
-          typeof key === "function" ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options);
-        payload = result.payload;
-      } catch (error) {
-        throw new InvalidTokenError(describe(error));
+      let payload: unknown = fast?.(token);
+      if (payload === undefined) {
+        try {
+          const options = { algorithms, issuer: config.issuer, audience: config.audience, requiredClaims: ["exp", "sub"] };
+          // jose overloads differ for a key and a key-resolving function; both are valid here
+          const result =
+            typeof key === "function" ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options);
+          payload = result.payload;
+        } catch (error) {
+          throw new InvalidTokenError(describe(error));
+        }
       }
       const parsed = claimsSchema.safeParse(payload);
       if (!parsed.success) throw new InvalidTokenError(`bad claims: ${parsed.error.issues[0]?.path.join(".")}`);

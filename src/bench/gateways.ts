@@ -16,11 +16,6 @@ export interface Instance {
   proc: OwnedProcess;
 }
 
-/** node flags that write a CPU profile named after the instance on exit (SIGTERM drains, then exits) */
-export function profileArgs(name: string, dir: string | undefined): string[] {
-  return dir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", dir, "--cpu-prof-name", `${name}.cpuprofile`];
-}
-
 function baseEnv(): Record<string, string> {
   return { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", NODE_ENV: "production" };
 }
@@ -35,6 +30,14 @@ async function started(proc: OwnedProcess, test: (record: Record<string, unknown
     }
   }, timeoutMs);
   return JSON.parse(line) as Record<string, unknown>;
+}
+
+/**
+ * node flags for a profiled child: its CPU profile lands in `dir` on exit (SIGTERM drains, then
+ * exits), named after the child, and a SIGUSR2 writes a heap snapshot there (`kill -USR2 PID`)
+ */
+export function profileArgs(name: string, dir: string | undefined): string[] {
+  return dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`, "--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${dir}`] : [];
 }
 
 export interface GatewayEnv {

@@ -14,8 +14,12 @@ import { coerceError } from "../errors.js";
 import type { Logger } from "../logger.js";
 
 export interface EvictionRegistry {
-  /** when `userId` was last evicted from `ticketId` (ms since the epoch), or undefined */
-  evictedAt(ticketId: string, userId: string): Promise<number | undefined>;
+  /**
+   * when `userId` was last evicted from `ticketId` (ms since the epoch), or undefined. `trustMs`:
+   * how old a loaded ticket may be (default `ttlMs`); longer only where another path keeps it
+   * fresh (a room the reconciler covers, see eviction-rule.ts)
+   */
+  evictedAt(ticketId: string, userId: string, trustMs?: number): Promise<number | undefined>;
   /** an eviction reached this instance; `at` is its evicted_at when known (else now) */
   note(ticketId: string, userId: string, at?: number): void;
   /** entries held in memory (tickets cached + noted evictions), for tests and metrics */
@@ -75,9 +79,9 @@ export function createEvictionRegistry(options: EvictionRegistryOptions): Evicti
     return entry;
   }
 
-  async function entryFor(ticketId: string): Promise<Entry> {
+  async function entryFor(ticketId: string, trustMs: number): Promise<Entry> {
     const cached = tickets.get(ticketId);
-    if (cached && Date.now() - cached.loadedAt < ttlMs) return cached;
+    if (cached && Date.now() - cached.loadedAt < trustMs) return cached;
     let pending = loading.get(ticketId);
     if (!pending) {
       pending = load(ticketId).finally(() => loading.delete(ticketId));
@@ -86,8 +90,8 @@ export function createEvictionRegistry(options: EvictionRegistryOptions): Evicti
     return pending;
   }
 
-  async function stored(ticketId: string, userId: string): Promise<number | undefined> {
-    const entry = await entryFor(ticketId);
+  async function stored(ticketId: string, userId: string, trustMs: number): Promise<number | undefined> {
+    const entry = await entryFor(ticketId, trustMs);
     const at = entry.users.get(userId);
     if (at !== undefined || entry.complete) return at;
     const { rows } = await pool.query<{ evicted_at: Date }>("SELECT evicted_at FROM realtime.evictions WHERE ticket_id = $1 AND user_id = $2", [
@@ -98,8 +102,8 @@ export function createEvictionRegistry(options: EvictionRegistryOptions): Evicti
   }
 
   return {
-    async evictedAt(ticketId, userId) {
-      const fromDb = await stored(ticketId, userId);
+    async evictedAt(ticketId, userId, trustMs = ttlMs) {
+      const fromDb = await stored(ticketId, userId, Math.max(ttlMs, trustMs));
       const heard = noted.get(key(ticketId, userId));
       if (fromDb === undefined) return heard;
       return heard === undefined ? fromDb : Math.max(fromDb, heard);

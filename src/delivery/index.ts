@@ -161,6 +161,9 @@ export function createDelivery(options: DeliveryOptions) {
     /** Non-socket subscribers of the rooms (SSE): `add` after `retain`, `remove` before `release`. */
     subscribers,
 
+    /** true while this instance holds the ticket's room (some subscriber retains it) */
+    holds: (ticketId: string): boolean => ledger.has(ticketId),
+
     /** A subscription to the ticket starts on this instance (before `attach`). */
     retain(ticketId: string): void {
       // a new room's first history read waits for its channel (sharded), so what is published

@@ -26,6 +26,20 @@ export function memorySlots(): SlotStore & { local: LocalSlots } {
   };
 }
 
+/** One held slot: a small object per connection, no closure. */
+class SlotLease implements Lease {
+  private released = false;
+  constructor(
+    private readonly slots: SlotStore,
+    private readonly ip: string,
+  ) {}
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.slots.release(this.ip);
+  }
+}
+
 export interface ConnectionLimiterOptions {
   /** MAX_CONNECTIONS_PER_IP; 0 disables the cap (connections are still counted) */
   maxPerIp: number;
@@ -58,14 +72,7 @@ export function createConnectionLimiter(options: ConnectionLimiterOptions): Conn
       if (!allowed) {
         throw new HandshakeError(HandshakeCode.TOO_MANY_CONNECTIONS, `your address already holds ${maxPerIp} connections`);
       }
-      let released = false;
-      return {
-        release() {
-          if (released) return;
-          released = true;
-          slots.release(ip);
-        },
-      };
+      return new SlotLease(slots, ip);
     },
     close: () => slots.close(),
   };

@@ -27,7 +27,7 @@ import { clientIp, limitKey } from "../socket/client-ip.js";
 import type { GatewaySocket } from "../socket/context.js";
 import type { ConnectionLimiter, Lease } from "./types.js";
 import { dropSlowConsumer, respondRefusal } from "./engine-responses.js";
-import { watchOutput } from "./slow-consumer.js";
+import { stopWatching, watchOutput } from "./slow-consumer.js";
 
 export type EngineSocket = GatewaySocket["conn"];
 
@@ -71,6 +71,21 @@ export interface EngineAdmissionOptions {
   precheck?(req: IncomingMessage): string | undefined;
 }
 
+/** A session's slot: the per-IP lease and one of this instance's MAX_CONNECTIONS, released once. */
+class HeldLease implements Lease {
+  private released = false;
+  constructor(
+    private readonly slot: Lease,
+    private readonly onRelease: () => void,
+  ) {}
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.slot.release();
+    this.onRelease();
+  }
+}
+
 export class EngineAdmission {
   /** sessions holding a slot of this instance, including handshakes still in flight */
   private held = 0;
@@ -83,6 +98,16 @@ export class EngineAdmission {
 
   constructor(private readonly options: EngineAdmissionOptions) {
     this.logger = options.logger.child({ scope: "admission" });
+    const sessions = this.sessions;
+    const release = (record: SessionRecord) => this.release(record);
+    this.sessionClosed = function (this: EngineSocket) {
+      stopWatching(this);
+      const record = sessions.get(this);
+      if (!record) return;
+      sessions.delete(this);
+      clearTimeout(record.timer);
+      release(record);
+    };
   }
 
   /** the engine.io `allowRequest` option */
@@ -139,11 +164,8 @@ export class EngineAdmission {
     const record = entry.record;
     record.conn = conn;
     this.sessions.set(conn, record);
-    conn.once("close", () => {
-      this.sessions.delete(conn);
-      clearTimeout(record.timer);
-      this.release(record);
-    });
+    // `on`, not `once` (engine.io emits close once): no wrapper per session
+    conn.on("close", this.sessionClosed);
     if (record.refusal) {
       this.tell(record, conn, record.refusal);
       return;
@@ -153,8 +175,17 @@ export class EngineAdmission {
     record.timer = setTimeout(() => {
       if (!record.socket && !record.joinedOther) conn.close(true);
     }, this.options.config.handshakeTimeoutMs);
-    watchOutput(conn, this.options.config.maxBufferedBytesPerSocket, (buffered) => this.dropSlowConsumer(record, buffered));
+    watchOutput(conn, this.options.config.maxBufferedBytesPerSocket, record, this.overflowed);
   };
+
+  /** one close listener for every session (engine.io calls it with the session as `this`) */
+  private readonly sessionClosed: (this: EngineSocket) => void;
+
+  /** a held lease gives its instance slot back through this (one function, not one per lease) */
+  private readonly releaseHeld = (): void => this.setHeld(this.held - 1);
+
+  /** one slow-consumer callback for every session (see watchOutput) */
+  private readonly overflowed = (record: SessionRecord, buffered: number): void => this.dropSlowConsumer(record, buffered);
 
   /** the record of an engine session (for the namespace handshake) */
   sessionOf(conn: EngineSocket): EngineSession | undefined {
@@ -217,16 +248,7 @@ export class EngineAdmission {
       if (error instanceof HandshakeError) return { refusal: error };
       throw error;
     }
-    let released = false;
-    const lease: Lease = {
-      release: () => {
-        if (released) return;
-        released = true;
-        slot.release();
-        this.setHeld(this.held - 1);
-      },
-    };
-    return { lease };
+    return { lease: new HeldLease(slot, this.releaseHeld) };
   }
 
   /** Hold the admitted request until its engine socket exists; a handshake that dies first gives its slot back. */

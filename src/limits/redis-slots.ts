@@ -25,6 +25,7 @@ import type { Logger } from "../logger.js";
 import type { RedisConnection } from "../redis.js";
 import type { Liveness } from "../cluster/liveness.js";
 import { LocalSlots } from "./local-slots.js";
+import { RedisBatch } from "../redis-batch.js";
 
 /**
  * KEYS: liveness set, own hash, the other live instances' hashes. ARGV: ip, max, own id, hash
@@ -84,6 +85,8 @@ interface SlotCommands {
 export class RedisSlots {
   readonly local = new LocalSlots();
   private readonly client: RedisConnection & SlotCommands;
+  /** acquires of one event-loop turn share one write (their order against releases and rewrites: see acquire) */
+  private readonly batch: RedisBatch;
   private readonly liveness: Liveness;
   private readonly hashPrefix: string;
   private readonly ownKey: string;
@@ -101,6 +104,7 @@ export class RedisSlots {
 
   constructor(private readonly options: RedisSlotsOptions) {
     this.client = options.client as RedisConnection & SlotCommands;
+    this.batch = new RedisBatch(options.client);
     this.liveness = options.liveness;
     // the {gw} hash tag of the liveness set: every key the scripts touch lives in one cluster slot
     this.hashPrefix = `${this.liveness.base}:limits:i:`;
@@ -123,7 +127,7 @@ export class RedisSlots {
     for (let attempt = 0; ; attempt++) {
       const others = this.others;
       const keys = [this.liveness.key, this.ownKey, ...others.map((id) => this.hashPrefix + id)];
-      const reply = await this.client.rgSlotAcquire(keys.length, ...keys, ip, max, this.liveness.instanceId, this.hashTtlMs, this.liveness.ttlMs, ...others);
+      const reply = await this.batch.call<Array<number | string>>("rgSlotAcquire", [keys.length, ...keys, ip, max, this.liveness.instanceId, this.hashTtlMs, this.liveness.ttlMs, ...others]);
       const [allowed, held, ...live] = reply;
       if (Number(allowed) !== -1) return [Number(allowed), Number(held)];
       this.others = live.map(String);

@@ -41,52 +41,89 @@ function transportBuffered(conn: EngineSocket): number {
   return typeof socket?.bufferedAmount === "number" ? socket.bufferedAmount : 0;
 }
 
-/** Call `onOverflow` once when the session is a slow consumer for `limit` (0: never). */
-export function watchOutput(conn: EngineSocket, limit: number, onOverflow: (buffered: number) => void): void {
-  if (limit <= 0) return;
-  // bytes in engine.io's write buffer: grows per packet, handed to the transport as a whole on flush
-  let queued = 0;
-  // bytes ever written to this session, to tell how much it took between two checks
-  let written = 0;
-  let timer: NodeJS.Timeout | undefined;
-  let done = false;
-  const unsent = () => queued + transportBuffered(conn);
+/**
+ * What one session's watch keeps: a single object per session, read by listeners shared by every
+ * session (engine.io calls them with the session as `this`), so watching costs no closures.
+ */
+class OutputWatch<T> {
+  /** bytes in engine.io's write buffer: grows per packet, handed to the transport as a whole on flush */
+  queued = 0;
+  /** bytes ever written to this session, to tell how much it took between two checks */
+  written = 0;
+  timer: NodeJS.Timeout | undefined = undefined;
+  done = false;
 
-  const trip = (buffered: number) => {
-    done = true;
-    clearTimeout(timer);
-    onOverflow(buffered);
-  };
-  const arm = (backlog: number, writtenAt: number) => {
-    timer = setTimeout(() => {
-      timer = undefined;
-      if (done) return;
-      const now = unsent();
-      if (now <= limit) return;
-      const taken = backlog + (written - writtenAt) - now;
-      if (taken < limit || now > CEILING * limit) return trip(now);
-      arm(now, written);
-    }, CHECK_MS);
-  };
+  constructor(
+    readonly conn: EngineSocket,
+    readonly limit: number,
+    readonly owner: T,
+    readonly onOverflow: (owner: T, buffered: number) => void,
+  ) {}
 
-  conn.on("packetCreate", (packet: Packet) => {
-    if (done) return;
-    const size = sizeOf(packet.data);
-    queued += size;
-    written += size;
-    const now = unsent();
-    if (timer === undefined) {
-      if (now > limit) arm(now, written);
-    } else if (now > CEILING * limit) {
+  unsent(): number {
+    return this.queued + transportBuffered(this.conn);
+  }
+
+  packet(size: number): void {
+    if (this.done) return;
+    this.queued += size;
+    this.written += size;
+    const now = this.unsent();
+    if (this.timer === undefined) {
+      if (now > this.limit) this.arm(now, this.written);
+    } else if (now > CEILING * this.limit) {
       // no second to wait for: memory is what this bounds
-      trip(now);
+      this.trip(now);
     }
-  });
-  conn.on("flush", () => {
-    queued = 0;
-  });
-  conn.once("close", () => {
-    done = true;
-    clearTimeout(timer);
-  });
+  }
+
+  trip(buffered: number): void {
+    this.done = true;
+    clearTimeout(this.timer);
+    this.onOverflow(this.owner, buffered);
+  }
+
+  arm(backlog: number, writtenAt: number): void {
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.done) return;
+      const now = this.unsent();
+      if (now <= this.limit) return;
+      const taken = backlog + (this.written - writtenAt) - now;
+      if (taken < this.limit || now > CEILING * this.limit) return this.trip(now);
+      this.arm(now, this.written);
+    }, CHECK_MS);
+  }
+
+  close(): void {
+    this.done = true;
+    clearTimeout(this.timer);
+  }
+}
+
+const WATCH = Symbol("outputWatch");
+type Watched = EngineSocket & { [WATCH]?: OutputWatch<unknown> };
+
+function onPacketCreate(this: Watched, packet: Packet): void {
+  this[WATCH]?.packet(sizeOf(packet.data));
+}
+function onFlush(this: Watched): void {
+  const watch = this[WATCH];
+  if (watch) watch.queued = 0;
+}
+/** the session closed: no more checks (called by the session's owner from its own close listener) */
+export function stopWatching(conn: EngineSocket): void {
+  (conn as Watched)[WATCH]?.close();
+}
+
+/**
+ * Call `onOverflow(owner, buffered)` once when the session is a slow consumer for `limit` (0: never).
+ * Pass one `onOverflow` for every session (and the session's record as `owner`), not a closure each;
+ * call `stopWatching` when the session closes.
+ */
+export function watchOutput<T>(conn: EngineSocket, limit: number, owner: T, onOverflow: (owner: T, buffered: number) => void): void {
+  if (limit <= 0) return;
+  (conn as Watched)[WATCH] = new OutputWatch<T>(conn, limit, owner, onOverflow) as OutputWatch<unknown>;
+  conn.on("packetCreate", onPacketCreate);
+  conn.on("flush", onFlush);
 }

@@ -44,12 +44,17 @@ local function same(a, b)
   for k in pairs(b) do if a[k] == nil then return false end end
   return true
 end
--- { changed, rev, extra, viewer... }
-local function result(revKey, before, after, extra)
+-- 1 when an instance other than id holds an entry (live or not): its sockets may be in the room
+local function elsewhere(entries, id)
+  for _, entry in ipairs(entries) do if entry[2].i ~= id then return 1 end end
+  return 0
+end
+-- { changed, rev, extra, remote, viewer... }; remote: 0 when no other instance holds a viewer here
+local function result(revKey, before, after, extra, remote)
   local changed = not same(before, after)
   local rev
   if changed then rev = redis.call('INCR', revKey) else rev = tonumber(redis.call('GET', revKey) or '0') end
-  local out = { changed and 1 or 0, rev, extra or 0 }
+  local out = { changed and 1 or 0, rev, extra or 0, remote or 1 }
   for _, v in pairs(after) do out[#out + 1] = v end
   return out
 end
@@ -70,18 +75,18 @@ local was = beat(KEYS[2], ARGV[4], now, tonumber(ARGV[5]))
 local before = view(KEYS[1], KEYS[2], now, true)
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[4], ARGV[3])
-local after = view(KEYS[1], KEYS[2], now, true)
-return result(KEYS[3], before, after, was)
+local after, entries = view(KEYS[1], KEYS[2], now, true)
+return result(KEYS[3], before, after, was, elsewhere(entries, ARGV[4]))
 `;
 
-/** KEYS: ticket hash, instances, rev, instance tickets. ARGV: socketId, ticketId, "1" when no local socket is left on the ticket */
+/** KEYS: ticket hash, instances, rev, instance tickets. ARGV: socketId, ticketId, "1" when no local socket is left on the ticket, instanceId */
 export const LEAVE = PRELUDE + /* lua */ `
 local now = nowms()
 local before = view(KEYS[1], KEYS[2], now, true)
 redis.call('HDEL', KEYS[1], ARGV[1])
 if ARGV[3] == '1' then redis.call('SREM', KEYS[4], ARGV[2]) end
-local after = view(KEYS[1], KEYS[2], now, true)
-return result(KEYS[3], before, after, 0)
+local after, entries = view(KEYS[1], KEYS[2], now, true)
+return result(KEYS[3], before, after, 0, elsewhere(entries, ARGV[4]))
 `;
 
 /** KEYS: ticket hash, instances, rev */

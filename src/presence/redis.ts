@@ -17,6 +17,7 @@ import type { Logger } from "../logger.js";
 import type { Viewer } from "../protocol.js";
 import type { RedisConnection } from "../redis.js";
 import { JOIN, LEAVE, PURGE, SYNC, VIEWERS } from "./redis-scripts.js";
+import { RedisBatch } from "../redis-batch.js";
 import type { PresenceChange, PresenceSnapshot, PresenceStore } from "./types.js";
 
 /** The liveness options (for a liveness of its own), or the shared cluster liveness. */
@@ -32,7 +33,7 @@ export interface RedisPresenceStore extends PresenceStore {
   sweep(): Promise<void>;
 }
 
-type Reply = [number, number, number, ...string[]];
+type Reply = [number, number, number, number, ...string[]];
 type Scripted = RedisConnection & Record<string, (...args: Array<string | number>) => Promise<unknown>>;
 
 const COMMANDS = {
@@ -44,14 +45,14 @@ const COMMANDS = {
 };
 
 function parse(reply: unknown): PresenceChange & { extra: number } {
-  const [changed, rev, extra, ...encoded] = reply as Reply;
+  const [changed, rev, extra, remote, ...encoded] = reply as Reply;
   const viewers = encoded
     .map((text) => {
       const [userId, name, role] = JSON.parse(text) as [string, string, string];
       return { userId, name, role };
     })
     .sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
-  return { viewers, rev: Number(rev), changed: changed === 1, extra: Number(extra) };
+  return { viewers, rev: Number(rev), changed: changed === 1, remote: Number(remote) !== 0, extra: Number(extra) };
 }
 
 export function createRedisPresence(options: RedisPresenceOptions): RedisPresenceStore {
@@ -63,6 +64,9 @@ export function createRedisPresence(options: RedisPresenceOptions): RedisPresenc
   const log = options.logger.child({ component: "presence" });
   const redis = options.client as Scripted;
   for (const [name, definition] of Object.entries(COMMANDS)) redis.defineCommand(name, definition);
+  // the joins and leaves of one turn share one write, in the order they were made (a leave never
+  // overtakes its join); a resync sent before them writes `local`, which already holds their effect
+  const batch = new RedisBatch(options.client);
 
   const base = `${liveness.base}:presence`;
   const instances = liveness.key;
@@ -161,7 +165,7 @@ export function createRedisPresence(options: RedisPresenceOptions): RedisPresenc
       return track(
         failing(async () => {
           const { extra: wasAlive, ...change } = parse(
-            await redis.rgPresenceJoin!(ticketKey(ticketId), instances, rev, mine, socketId, entry, ticketId, instanceId, ttlMs),
+            await batch.call("rgPresenceJoin", [ticketKey(ticketId), instances, rev, mine, socketId, entry, ticketId, instanceId, ttlMs]),
           );
           if (wasAlive === 0 && beaten) dirty = true;
           beaten = true;
@@ -176,7 +180,7 @@ export function createRedisPresence(options: RedisPresenceOptions): RedisPresenc
       if (sockets?.size === 0) local.delete(ticketId);
       return track(
         failing(async () => {
-          const { extra: _, ...change } = parse(await redis.rgPresenceLeave!(ticketKey(ticketId), instances, rev, mine, socketId, ticketId, last ? "1" : "0"));
+          const { extra: _, ...change } = parse(await batch.call("rgPresenceLeave", [ticketKey(ticketId), instances, rev, mine, socketId, ticketId, last ? "1" : "0", instanceId]));
           return change;
         }),
       );

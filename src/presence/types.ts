@@ -14,6 +14,12 @@ export interface PresenceSnapshot {
 /** The result of a join or leave; `changed` is false when the viewer list stayed the same (a second tab). */
 export interface PresenceChange extends PresenceSnapshot {
   changed: boolean;
+  /**
+   * false when, as the change was made, no other instance held a viewer of the ticket: none of its
+   * sockets is in the room (a socket whose join comes later reads this list in its own ack), so
+   * the announcement need not leave this instance. Absent: announce cluster-wide.
+   */
+  remote?: boolean;
 }
 
 /** Who is viewing each ticket, cluster-wide; each user once however many sockets they hold. */

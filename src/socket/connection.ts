@@ -1,4 +1,8 @@
-/** Wires one accepted socket: its event handlers, its expiry, and its cleanup. */
+/**
+ * Wires one accepted socket: its event handlers, its expiry, and its cleanup. The handlers are
+ * built once per gateway (`createConnectionHandler`) and shared by every socket (Socket.IO calls
+ * them with the socket as `this`): a socket costs its own state, not a closure per event.
+ */
 import { coerceError } from "../errors.js";
 import type { GatewaySocket, SocketContext } from "./context.js";
 import { guard, rejectUnknownEvent } from "./event-guard.js";
@@ -8,33 +12,51 @@ import { releaseSubscriptions, subscribe, unsubscribe } from "./subscriptions.js
 import { relayTyping } from "./typing.js";
 import { userRoom } from "../protocol.js";
 
-const KNOWN_EVENTS = new Set(["ticket:subscribe", "ticket:unsubscribe", "ticket:typing", "auth:refresh"]);
-
-export function onConnection(ctx: SocketContext, socket: GatewaySocket): void {
-  const log = ctx.logger.child({ socketId: socket.id, userId: socket.data.claims.sub });
-  ctx.metrics.connections.inc();
-  ctx.metrics.connectionsOpened.inc();
-  // the HTTP request (headers, buffers) is not needed after the handshake: let it be collected
-  (socket.conn as unknown as { request: unknown }).request = null;
-  void socket.join(userRoom(socket.data.claims.sub));
-  armExpiry(socket);
-
-  socket.on("ticket:subscribe", guard(ctx, socket, "ticket:subscribe", subscribeSchema, (req, respond) => subscribe(ctx, socket, req.ticketId, req.sinceSeq, respond)));
-  socket.on("ticket:unsubscribe", guard(ctx, socket, "ticket:unsubscribe", unsubscribeSchema, (req) => unsubscribe(ctx, socket, req.ticketId)));
-  socket.on("ticket:typing", guard(ctx, socket, "ticket:typing", typingSchema, (req) => relayTyping(ctx, socket, req.ticketId, req.typing)));
-  socket.on("auth:refresh", guard(ctx, socket, "auth:refresh", refreshSchema, (req) => refresh(ctx, socket, req.token)));
-  socket.onAny((event: unknown, ...args: unknown[]) => {
-    if (typeof event === "string" && KNOWN_EVENTS.has(event)) return;
-    void rejectUnknownEvent(ctx, socket, event, args);
-  });
-
-  socket.on("disconnect", (reason) => {
+/** The `io.on("connection")` listener of one gateway. */
+export function createConnectionHandler(ctx: SocketContext): (socket: GatewaySocket) => void {
+  const onSubscribe = guard(ctx, "ticket:subscribe", subscribeSchema, (socket, req, respond) => subscribe(ctx, socket, req.ticketId, req.sinceSeq, respond));
+  const onUnsubscribe = guard(ctx, "ticket:unsubscribe", unsubscribeSchema, (socket, req) => unsubscribe(ctx, socket, req.ticketId));
+  const onTyping = guard(ctx, "ticket:typing", typingSchema, (socket, req) => relayTyping(ctx, socket, req.ticketId, req.typing));
+  const onRefresh = guard(ctx, "auth:refresh", refreshSchema, (socket, req) => refresh(ctx, socket, req.token));
+  const handlers = new Map<unknown, (this: GatewaySocket, ...args: unknown[]) => Promise<void>>([
+    ["ticket:subscribe", onSubscribe],
+    ["ticket:unsubscribe", onUnsubscribe],
+    ["ticket:typing", onTyping],
+    ["auth:refresh", onRefresh],
+  ]);
+  /**
+   * Every client event arrives here (one catch-all listener, not one listener per event name on
+   * each socket: fewer keys in each socket's listener table). A packet that Socket.IO hands over
+   * after the socket disconnected is dropped, as its own dispatch does.
+   */
+  function onAny(this: GatewaySocket, event: unknown, ...args: unknown[]): void {
+    if (!this.connected) return;
+    const handler = handlers.get(event);
+    if (handler) void handler.apply(this, args);
+    else void rejectUnknownEvent(ctx, this, event, args);
+  }
+  function onDisconnect(this: GatewaySocket, reason: string): void {
+    const socket = this;
+    // a client that left "/" (a CONNECT-less DISCONNECT packet) and no other namespace: close the
+    // session now, so its slot is free and a packet it sends next is not dropped in silence
+    if (reason === "client namespace disconnect" && (socket.client as unknown as { sockets: Map<string, unknown> }).sockets.size === 0) socket.conn.close();
     ctx.metrics.connections.dec();
     disarmExpiry(socket);
     ctx.eventLimiter.forget(socket.id);
-    log.debug({ reason }, "disconnected");
+    ctx.logger.debug({ socketId: socket.id, userId: socket.data.claims.sub, reason }, "disconnected");
     releaseSubscriptions(ctx, socket).catch((error: unknown) =>
-      log.warn({ err: coerceError(error) }, "presence cleanup failed"),
+      ctx.logger.warn({ err: coerceError(error), socketId: socket.id, userId: socket.data.claims.sub }, "presence cleanup failed"),
     );
-  });
+  }
+
+  return (socket) => {
+    ctx.metrics.connections.inc();
+    ctx.metrics.connectionsOpened.inc();
+    // the HTTP request (headers, buffers) is not needed after the handshake: let it be collected
+    (socket.conn as unknown as { request: unknown }).request = null;
+    void socket.join(userRoom(socket.data.claims.sub));
+    armExpiry(socket);
+    socket.onAny(onAny);
+    socket.on("disconnect", onDisconnect);
+  };
 }

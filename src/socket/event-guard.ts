@@ -48,15 +48,19 @@ function replier(ctx: SocketContext, socket: GatewaySocket, metricEvent: string,
   };
 }
 
+/**
+ * One listener for every socket: Socket.IO calls event listeners with the socket as `this`, so the
+ * gateway builds each handler once instead of a closure per socket and event.
+ */
 export function guard<S extends z.ZodType, R extends object>(
   ctx: SocketContext,
-  socket: GatewaySocket,
   event: string,
   schema: S,
   /** returns the ack's fields, or writes them itself through `respond` (at a moment it chooses) */
-  handler: (input: z.infer<S>, respond: (result: R) => void) => Promise<R | void> | R | void,
+  handler: (socket: GatewaySocket, input: z.infer<S>, respond: (result: R) => void) => Promise<R | void> | R | void,
 ) {
-  return async (...args: unknown[]): Promise<void> => {
+  return async function (this: GatewaySocket, ...args: unknown[]): Promise<void> {
+    const socket = this;
     const ack = typeof args[args.length - 1] === "function" ? (args.pop() as AckFn) : undefined;
     const reply = replier(ctx, socket, event, event, ack);
     let replied = false;
@@ -70,7 +74,7 @@ export function guard<S extends z.ZodType, R extends object>(
       if (args.length !== 1) return reply(errorAck(ErrorCode.INVALID_PAYLOAD, `${event} takes exactly one payload object`));
       const parsed = schema.safeParse(args[0]);
       if (!parsed.success) return reply(errorAck(ErrorCode.INVALID_PAYLOAD, describeIssue(parsed.error)));
-      const result = await handler(parsed.data, respond);
+      const result = await handler(socket, parsed.data, respond);
       if (!replied) respond(result as R);
     } catch (error) {
       if (replied) {

@@ -10,6 +10,8 @@ import { InvalidTokenError } from "../auth/jwt.js";
 import { HandshakeCode, HandshakeError, coerceError } from "../errors.js";
 import type { GatewaySocket, SocketContext } from "./context.js";
 
+const NO_AUTH = Object.freeze({});
+
 function bearer(header: string | string[] | undefined): string | undefined {
   const value = Array.isArray(header) ? header[0] : header;
   const match = value === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(value);
@@ -35,6 +37,8 @@ export function handshakeMiddleware(ctx: SocketContext) {
       });
       if (socket.conn.readyState !== "open") throw new Error("client went away during the handshake");
       socket.data = newSocketState({ claims, ip, tickets: new Set() });
+      // the bearer token is not needed once verified (auth:refresh brings its own): not kept per socket
+      if (fromAuth !== undefined) socket.handshake.auth = NO_AUTH;
       ctx.admission.joined(session, socket);
       next();
     } catch (error) {

@@ -14,9 +14,14 @@ export function viewerOf(socket: GatewaySocket): Viewer {
   return { userId: sub, name, role };
 }
 
-/** Send the room its new viewer list; every instance may call it, `rev` orders the lists. */
-export function announcePresence(ctx: SocketContext, ticketId: string, snapshot: PresenceSnapshot): void {
-  ctx.io.to(ticketRoom(ticketId)).emit("ticket:presence", { ticketId, viewers: snapshot.viewers, rev: snapshot.rev });
+/**
+ * Send the room its new viewer list; every instance may call it, `rev` orders the lists. `except`:
+ * a subscriber whose ack carries this very list (and its rev) needs no copy of its own. `local`:
+ * only this instance's sockets can be in the room (see PresenceChange.remote).
+ */
+export function announcePresence(ctx: SocketContext, ticketId: string, snapshot: PresenceSnapshot, except?: string, local = false): void {
+  const room = (local ? ctx.io.local : ctx.io).to(ticketRoom(ticketId));
+  (except === undefined ? room : room.except(except)).emit("ticket:presence", { ticketId, viewers: snapshot.viewers, rev: snapshot.rev });
 }
 
 /** Announce the changes the presence store finds by itself (a dead instance's viewers swept). */
@@ -24,10 +29,11 @@ export function watchPresence(ctx: SocketContext): void {
   ctx.presence.onChange((ticketId, snapshot) => announcePresence(ctx, ticketId, snapshot));
 }
 
-async function applyChange(ctx: SocketContext, ticketId: string, change: Promise<PresenceChange>): Promise<PresenceSnapshot> {
+async function applyChange(ctx: SocketContext, ticketId: string, change: Promise<PresenceChange>, except?: string): Promise<PresenceSnapshot> {
   try {
     const result = await change;
-    if (result.changed) announcePresence(ctx, ticketId, result);
+    // no other instance holds a viewer of the ticket: a local emit, no Redis publish
+    if (result.changed) announcePresence(ctx, ticketId, result, except, result.remote === false);
     return result;
   } catch (error) {
     // presence is advisory: its outage must not fail a subscription
@@ -68,7 +74,8 @@ export async function subscribe(
   try {
     if (fresh) await socket.join(ticketRoom(ticketId));
     const presence = fresh
-      ? await applyChange(ctx, ticketId, ctx.presence.join(ticketId, socket.id, viewerOf(socket)))
+      ? // the ack below carries this list: the subscriber is not sent its own copy
+        await applyChange(ctx, ticketId, ctx.presence.join(ticketId, socket.id, viewerOf(socket)), socket.id)
       : await ctx.presence.viewers(ticketId).catch(() => NO_VIEWERS);
     await attachment.complete((history) => {
       if (!tickets.has(ticketId) || !socket.connected) throw withdrawn(ticketId);

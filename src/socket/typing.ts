@@ -35,7 +35,7 @@ function expiry(socket: GatewaySocket, state: SocketTyping, ticketId: string): N
 
 export function relayTyping(_ctx: SocketContext, socket: GatewaySocket, ticketId: string, typing: boolean): { relayed: boolean } {
   if (!socket.data.tickets.has(ticketId)) throw new ClientError(ErrorCode.NOT_SUBSCRIBED, `subscribe to ticket ${ticketId} before typing on it`);
-  const state = socket.data.typing;
+  const state = (socket.data.typing ??= { tickets: new Map(), windowStart: 0, starts: 0 });
   const shown = state.tickets.get(ticketId);
   if (!typing) {
     if (!shown) return { relayed: false };
@@ -69,6 +69,7 @@ export function relayTyping(_ctx: SocketContext, socket: GatewaySocket, ticketId
 /** Stop typing on `ticketId` (or every ticket) when the socket leaves it. */
 export function stopTyping(socket: GatewaySocket, ticketId?: string): void {
   const state = socket.data.typing;
+  if (!state) return;
   for (const [id, shown] of state.tickets) {
     if (ticketId !== undefined && id !== ticketId) continue;
     clearTimeout(shown.timer);
