@@ -30,23 +30,29 @@ import { toUpdate, type EventRow } from "./rows.js";
 /** The idle poll: one probe of the queue's partial index. */
 export const PROBE_SQL = "SELECT 1 FROM realtime.ticket_events WHERE seq IS NULL LIMIT 1";
 
-/** The queue source's batch (and the replication source's safety sweep). Exported for its plan test. */
-export const SEQUENCE_SQL = `
-WITH fence AS (
+/** Both statements run as the lease holder only: a session that lost the lease numbers nothing. */
+const FENCE = `fence AS (
   UPDATE realtime.leader SET renewed_at = clock_timestamp() WHERE pid = pg_backend_pid() RETURNING 1
-), picked AS (
-  SELECT id, ticket_id FROM realtime.ticket_events
-  WHERE seq IS NULL AND EXISTS (SELECT 1 FROM fence) AND created_at <= clock_timestamp() - make_interval(secs => $2::int / 1000.0)
-  ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
-), numbered AS (
-  SELECT id, ticket_id, row_number() OVER (PARTITION BY ticket_id ORDER BY id) AS n, count(*) OVER (PARTITION BY ticket_id) AS c
+)`;
+
+/** Number the `picked` rows per ticket in `ord` order after each ticket's head, and advance the heads. */
+const NUMBER_PICKED = `numbered AS (
+  SELECT id, ticket_id, row_number() OVER (PARTITION BY ticket_id ORDER BY ord) AS n, count(*) OVER (PARTITION BY ticket_id) AS c
   FROM picked
 ), heads AS (
   INSERT INTO realtime.ticket_heads AS h (ticket_id, last_seq)
   SELECT ticket_id, count(*) FROM picked GROUP BY ticket_id
   ON CONFLICT (ticket_id) DO UPDATE SET last_seq = h.last_seq + excluded.last_seq
   RETURNING h.ticket_id, h.last_seq
-)
+)`;
+
+/** The queue source's batch (and the replication source's safety sweep). Exported for its plan test. */
+export const SEQUENCE_SQL = `
+WITH ${FENCE}, picked AS (
+  SELECT id, ticket_id, id AS ord FROM realtime.ticket_events
+  WHERE seq IS NULL AND EXISTS (SELECT 1 FROM fence) AND created_at <= clock_timestamp() - make_interval(secs => $2::int / 1000.0)
+  ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+), ${NUMBER_PICKED}
 UPDATE realtime.ticket_events e SET seq = heads.last_seq - numbered.c + numbered.n
 FROM numbered JOIN heads USING (ticket_id)
 WHERE e.id = numbered.id
@@ -65,9 +71,7 @@ RETURNING e.id, e.ticket_id, e.seq, e.type, e.data, e.created_at`;
  * statement ran as the lease holder.
  */
 export const SEQUENCE_IDS_SQL = `
-WITH fence AS (
-  UPDATE realtime.leader SET renewed_at = clock_timestamp() WHERE pid = pg_backend_pid() RETURNING 1
-), input AS (
+WITH ${FENCE}, input AS (
   SELECT u.id, u.ord FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, ord) WHERE EXISTS (SELECT 1 FROM fence)
 ), cutoff AS (
   SELECT coalesce(min(i.ord), 9223372036854775807) AS ord FROM input i
@@ -75,15 +79,7 @@ WITH fence AS (
 ), picked AS (
   SELECT e.id, e.ticket_id, i.ord FROM input i JOIN realtime.ticket_events e ON e.id = i.id
   WHERE e.seq IS NULL AND i.ord < (SELECT ord FROM cutoff) FOR UPDATE OF e
-), numbered AS (
-  SELECT id, ticket_id, row_number() OVER (PARTITION BY ticket_id ORDER BY ord) AS n, count(*) OVER (PARTITION BY ticket_id) AS c
-  FROM picked
-), heads AS (
-  INSERT INTO realtime.ticket_heads AS h (ticket_id, last_seq)
-  SELECT ticket_id, count(*) FROM picked GROUP BY ticket_id
-  ON CONFLICT (ticket_id) DO UPDATE SET last_seq = h.last_seq + excluded.last_seq
-  RETURNING h.ticket_id, h.last_seq
-), updated AS (
+), ${NUMBER_PICKED}, updated AS (
   UPDATE realtime.ticket_events e SET seq = heads.last_seq - numbered.c + numbered.n
   FROM numbered JOIN heads USING (ticket_id)
   WHERE e.id = numbered.id
