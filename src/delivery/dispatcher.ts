@@ -27,8 +27,13 @@ import { ReplicationStream } from "./replication.js";
 import type { Retention } from "./retention.js";
 import { toUpdate, type EventRow } from "./rows.js";
 
-/** The idle poll: one probe of the queue's partial index. */
-export const PROBE_SQL = "SELECT 1 FROM realtime.ticket_events WHERE seq IS NULL LIMIT 1";
+/**
+ * The idle poll: one probe of the queue's partial index, from `$1` up. Every numbered row leaves a
+ * dead entry in that index until VACUUM (autovacuum waits for 20 % of the table), and a probe
+ * from the left walks them all: the queue source probes from a floor just below the newest ids it
+ * numbered, and from 0 once a second (a transaction that commits far behind waits at most that).
+ */
+export const PROBE_SQL = "SELECT 1 FROM realtime.ticket_events WHERE seq IS NULL AND id > $1 LIMIT 1";
 
 /** Both statements run as the lease holder only: a session that lost the lease numbers nothing. */
 const FENCE = `fence AS (
@@ -50,7 +55,7 @@ const NUMBER_PICKED = `numbered AS (
 export const SEQUENCE_SQL = `
 WITH ${FENCE}, picked AS (
   SELECT id, ticket_id, id AS ord FROM realtime.ticket_events
-  WHERE seq IS NULL AND EXISTS (SELECT 1 FROM fence) AND created_at <= clock_timestamp() - make_interval(secs => $2::int / 1000.0)
+  WHERE seq IS NULL AND id > $3 AND EXISTS (SELECT 1 FROM fence) AND created_at <= clock_timestamp() - make_interval(secs => $2::int / 1000.0)
   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
 ), ${NUMBER_PICKED}
 UPDATE realtime.ticket_events e SET seq = heads.last_seq - numbered.c + numbered.n
@@ -102,6 +107,9 @@ export interface Numbered {
 
 /** With the replication source streaming, the queue is swept this often ... */
 const SWEEP_INTERVAL_MS = 1000;
+/** The queue's probe starts this many ids below the newest it numbered (0: from the left, once a second). */
+const FLOOR_WINDOW = 10_000n;
+const FULL_PROBE_INTERVAL_MS = 1000;
 /** ... for rows at least this old (younger ones are the stream's). */
 const SWEEP_GRACE_MS = 2000;
 /** The slot's lag is read this often on the leader. */
@@ -132,6 +140,9 @@ export function createDispatcher({ bus, retention, logger, metrics, source = "qu
   let evictionsDue = true;
   let newestEviction: number | undefined;
   let sweptAt = 0;
+  /** where the next probe starts (ids above it), and when the last one from 0 ran */
+  let floor = 0n;
+  let fullProbeAt = 0;
   let lagReadAt = 0;
 
   function observe(updates: TicketUpdate[]): void {
@@ -155,9 +166,16 @@ export function createDispatcher({ bus, retention, logger, metrics, source = "qu
     return { updates, handled: Math.min(ids.length, Number(cutoff.id) - 1) };
   }
 
-  /** Number whatever the queue holds (oldest first), in batches; `graceMs` leaves the youngest rows. */
-  async function sweep(session: pg.Client, graceMs = 0): Promise<void> {
-    if (await pending(session)) while ((await sequenceBatch(session, graceMs)) === batchSize);
+  /** the probe's lower bound: just below the newest numbered ids, or 0 once a second */
+  function probeFrom(): string {
+    if (Date.now() - fullProbeAt < FULL_PROBE_INTERVAL_MS) return floor.toString();
+    fullProbeAt = Date.now();
+    return "0";
+  }
+
+  /** Number whatever the queue holds above `from` (oldest first), in batches; `graceMs` leaves the youngest rows. */
+  async function sweep(session: pg.Client, graceMs = 0, from = "0"): Promise<void> {
+    if (await pending(session, from)) while ((await sequenceBatch(session, graceMs, from)) === batchSize);
   }
 
   const stream =
@@ -186,14 +204,15 @@ export function createDispatcher({ bus, retention, logger, metrics, source = "qu
   }
 
   /** A read-only look at the queue: the idle poll costs one index probe, not a write. */
-  async function pending(session: pg.Client): Promise<boolean> {
-    const { rows } = await session.query(PROBE_SQL);
+  async function pending(session: pg.Client, from: string): Promise<boolean> {
+    const { rows } = await session.query(PROBE_SQL, [from]);
     return rows.length > 0;
   }
 
-  async function sequenceBatch(session: pg.Client, graceMs: number): Promise<number> {
-    const { rows } = await session.query<EventRow>(SEQUENCE_SQL, [batchSize, graceMs]);
+  async function sequenceBatch(session: pg.Client, graceMs: number, from: string): Promise<number> {
+    const { rows } = await session.query<EventRow>(SEQUENCE_SQL, [batchSize, graceMs, from]);
     if (rows.length === 0) return 0;
+    for (const row of rows) if (BigInt(row.id) - FLOOR_WINDOW > floor) floor = BigInt(row.id) - FLOOR_WINDOW;
     const updates = rows.map(toUpdate).sort((a, b) => Number(a.id) - Number(b.id));
     observe(updates);
     // not awaited: a lost publish is repaired by the instances
@@ -216,7 +235,7 @@ export function createDispatcher({ bus, retention, logger, metrics, source = "qu
 
   return {
     async run(session: pg.Client): Promise<void> {
-      if (!stream || (!stream.streaming && !stream.starting)) await sweep(session);
+      if (!stream || (!stream.streaming && !stream.starting)) await sweep(session, 0, probeFrom());
       else if (stream.caughtUp && Date.now() - sweptAt >= SWEEP_INTERVAL_MS) {
         // not while the stream works through a backlog (a replay): its rows are old but its own
         sweptAt = Date.now();
@@ -228,6 +247,7 @@ export function createDispatcher({ bus, retention, logger, metrics, source = "qu
     },
     /** the lease is won on this session: start streaming (replication) */
     elected(session: pg.Client): void {
+      fullProbeAt = 0;
       stream?.start(session);
     },
     /** the lease is lost or given up */
